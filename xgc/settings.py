@@ -1,0 +1,193 @@
+"""Settings for xgc, read from the environment in this one place.
+
+Values come from ``.env`` (python-dotenv) with real environment variables
+winning; ``.env.example`` lists every key. Values that cannot be parsed fall
+back to their default and are collected in ``XGC_INVALID_SETTINGS`` so that
+the ``fans`` system checks can name them (``python manage.py check``).
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# XGC_DOTENV names another env file; an empty value reads none (the tests).
+_dotenv = os.environ.get("XGC_DOTENV", str(BASE_DIR / ".env"))
+if _dotenv:
+    load_dotenv(_dotenv, override=False)
+
+XGC_INVALID_SETTINGS: dict[str, str] = {}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _env(key: str, default: str = "") -> str:
+    # An empty value means the default, as an unset one does.
+    return os.environ.get(key, "").strip() or default
+
+
+def _env_bool(key: str, default: bool) -> bool:
+    value = _env(key, "1" if default else "0").lower()
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    XGC_INVALID_SETTINGS[key] = f"{value!r} is not a boolean (use 1 or 0)"
+    return default
+
+
+def _env_number(key: str, default: float, kind: type = int) -> float:
+    raw = _env(key, str(default))
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        XGC_INVALID_SETTINGS[key] = f"{raw!r} is not a positive {kind.__name__}"
+        return default
+    return value
+
+
+def _env_list(key: str, default: str = "") -> list[str]:
+    return [item.strip() for item in _env(key, default).split(",") if item.strip()]
+
+
+# GENERAL
+DEBUG = _env_bool("DEBUG", False)
+
+# A fixed key is tolerable while developing; in production the key signs the
+# fanid cookie, so a known key would let anyone sign in as any fan.
+DEVELOPMENT_SECRET_KEY = "django-insecure-xgc-development-key-never-use-in-production"  # noqa: S105
+SECRET_KEY = _env("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is empty and DEBUG is off. Set SECRET_KEY in .env to a long "
+            'random string, e.g. the output of: python -c "import secrets; '
+            'print(secrets.token_urlsafe(50))"'
+        )
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+
+ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "fans",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "fans.auth.FanMiddleware",
+]
+
+ROOT_URLCONF = "xgc.urls"
+WSGI_APPLICATION = "xgc.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# DATABASES
+# https://github.com/jazzband/dj-database-url#url-schema
+DATABASE_URL = _env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+except ValueError as exc:
+    # Falling back to SQLite here would quietly write fans to the wrong place.
+    raise ImproperlyConfigured(
+        f"DATABASE_URL in .env cannot be parsed ({exc}); "
+        "use e.g. postgres://user:password@host:5432/name or sqlite:///path/db.sqlite3"
+    ) from None
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# CACHES: where OAuth tokens live. Redis when REDIS_URL is set, else memory.
+def redis_cache(url: str) -> dict:
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {
+            # A Redis outage must not stop fans signing in: cache calls then
+            # miss (and are logged), and short timeouts keep requests moving.
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
+    }
+
+
+REDIS_URL = _env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": redis_cache(REDIS_URL)}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# SECURITY
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# INTERNATIONALIZATION
+LANGUAGE_CODE = "zh-hans"
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+# STATIC FILES
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# LOGGING: to stdout, so that runserver, gunicorn and systemd all show it.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "fans": {"level": "INFO"},
+        "xgc": {"level": "INFO"},
+    },
+}
+
+# WECHAT (https://developers.weixin.qq.com/doc/service/guide/h5/auth.html)
+APP_ID = _env("APP_ID")
+APP_SECRET = _env("APP_SECRET")
+# Server-configuration token (服务器配置 → Token), for the /wechat/ endpoint.
+TOKEN = _env("TOKEN")
+# The absolute callback URL; its host must be the account's 网页授权域名.
+REDIRECT_URL = _env("REDIRECT_URL")
+WECHAT_OPEN_BASE_URL = _env("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com")
+WECHAT_API_BASE_URL = _env("WECHAT_API_BASE_URL", "https://api.weixin.qq.com")
+WECHAT_HTTP_TIMEOUT = _env_number("WECHAT_HTTP_TIMEOUT", 5.0, float)
+FAN_COOKIE_MAX_AGE = _env_number("FAN_COOKIE_MAX_AGE", 3600, int)
