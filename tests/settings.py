@@ -1,0 +1,32 @@
+"""xgc.settings with fixed values, so the tests never read a developer's .env.
+
+The PostgreSQL pass of ``make test`` sets XGC_TEST_DATABASE_URL.
+"""
+
+import os
+
+import dj_database_url
+
+os.environ["XGC_DOTENV"] = ""
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+
+from xgc.settings import *  # noqa: E402, F403
+
+DEBUG = False
+SECRET_KEY = "tests-only-secret-key-" + "x" * 40
+ALLOWED_HOSTS = ["testserver", "xgc.example.com"]
+DATABASES = {
+    "default": dj_database_url.parse(os.environ.get("XGC_TEST_DATABASE_URL", "sqlite://:memory:"))
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+APP_ID = "wx1234567890abcdef"
+APP_SECRET = "app-secret-never-logged"
+TOKEN = "xgctoken"
+REDIRECT_URL = "https://xgc.example.com/wechat/authorize/"
+WECHAT_OPEN_BASE_URL = "https://open.weixin.qq.com"
+WECHAT_API_BASE_URL = "https://api.weixin.qq.com"
+WECHAT_HTTP_TIMEOUT = 5.0
+FAN_COOKIE_MAX_AGE = 3600
+XGC_INVALID_SETTINGS = {}

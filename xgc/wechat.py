@@ -1,0 +1,216 @@
+"""WeChat web authorization (网页授权): the only module that speaks to WeChat.
+
+Protocol notes and their sources: ``shared/wechat-protocol.md`` sections 1-3.
+Hosts come from ``WECHAT_OPEN_BASE_URL`` and ``WECHAT_API_BASE_URL`` so that a
+sandbox or test server can stand in for WeChat.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
+
+SCOPE_BASE = "snsapi_base"
+SCOPE_USERINFO = "snsapi_userinfo"
+SCOPES = (SCOPE_BASE, SCOPE_USERINFO)
+
+# 40029 invalid code, 40163 code been used, 42003 code expired: the code
+# cannot be exchanged again, so the flow has to start over with a new one.
+CODE_REJECTED_ERRCODES = frozenset({40029, 40163, 42003})
+
+
+class WeChatError(Exception):
+    """WeChat answered with an error, or could not be reached.
+
+    ``errcode`` is WeChat's code, or None when no valid answer arrived
+    (timeout, connection failure, HTTP error, a body that is not JSON).
+    Messages never carry the app secret or a token.
+    """
+
+    def __init__(self, errcode: int | None, errmsg: str):
+        super().__init__(errcode, errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    def __str__(self) -> str:
+        if self.errcode is None:
+            return f"WeChat unreachable: {self.errmsg}"
+        return f"WeChat error {self.errcode}: {self.errmsg}"
+
+    @property
+    def code_rejected(self) -> bool:
+        return self.errcode in CODE_REJECTED_ERRCODES
+
+
+@dataclass(frozen=True)
+class OAuthToken:
+    """The answer of /sns/oauth2/access_token or /sns/oauth2/refresh_token."""
+
+    openid: str
+    scope: str
+    expires_in: int
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    unionid: str = ""
+    # Set for the virtual user of WeChat's snapshot page (快照页模式): its
+    # openid and profile are fake and must not be stored.
+    is_snapshot_user: bool = False
+
+    @property
+    def allows_userinfo(self) -> bool:
+        return SCOPE_USERINFO in self.scope.split(",")
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any], requested_scope: str) -> OAuthToken:
+        try:
+            return cls(
+                openid=str(data["openid"]),
+                # The new docs omit "scope" from the field table; fall back to
+                # what was asked for.
+                scope=str(data.get("scope") or requested_scope),
+                expires_in=int(data.get("expires_in") or 0),
+                access_token=str(data["access_token"]),
+                refresh_token=str(data.get("refresh_token") or ""),
+                unionid=str(data.get("unionid") or ""),
+                is_snapshot_user=str(data.get("is_snapshotuser", "0")) == "1",
+            )
+        except (KeyError, TypeError, ValueError):
+            raise WeChatError(None, "token answer without openid/access_token") from None
+
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    # One Session per thread: connections to WeChat are reused across
+    # requests, and requests does not promise a Session is thread-safe.
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+def authorize_url(*, redirect_uri: str, scope: str, state: str) -> str:
+    """Return the URL that sends a fan to WeChat's authorize page.
+
+    WeChat matches the link against a fixed pattern, so the parameters are
+    written in its documented order, redirect_uri is encoded entirely, and
+    ``#wechat_redirect`` ends it.
+    https://developers.weixin.qq.com/doc/service/guide/h5/auth.html
+    """
+    return (
+        f"{settings.WECHAT_OPEN_BASE_URL.rstrip('/')}/connect/oauth2/authorize"
+        f"?appid={quote(settings.APP_ID, safe='')}"
+        f"&redirect_uri={quote(redirect_uri, safe='')}"
+        f"&response_type=code&scope={scope}&state={state}#wechat_redirect"
+    )
+
+
+@sensitive_variables("params")
+def _get(path: str, params: dict[str, str]) -> dict[str, Any]:
+    """GET a WeChat API path; return its JSON or raise WeChatError.
+
+    Errors are raised ``from None``: requests' own exceptions quote the URL,
+    and the URL of a token exchange carries the app secret.
+    """
+    url = settings.WECHAT_API_BASE_URL.rstrip("/") + path
+    try:
+        response = _session().get(url, params=params, timeout=settings.WECHAT_HTTP_TIMEOUT)
+    except requests.Timeout:
+        raise WeChatError(None, f"{path} timed out") from None
+    except requests.RequestException as exc:
+        raise WeChatError(None, f"{path} failed ({type(exc).__name__})") from None
+    if response.status_code != 200:
+        raise WeChatError(None, f"{path} answered HTTP {response.status_code}")
+    try:
+        # WeChat sends JSON as text/plain without a charset; requests would
+        # then decode it as ISO-8859-1 and garble every Chinese nickname.
+        data = json.loads(response.content.decode("utf-8"))
+    except ValueError:
+        raise WeChatError(None, f"{path} answered something that is not JSON") from None
+    if not isinstance(data, dict):
+        raise WeChatError(None, f"{path} answered JSON that is not an object")
+    errcode = data.get("errcode", 0)
+    if errcode not in (0, "0", None):
+        raise WeChatError(_as_int(errcode), str(data.get("errmsg", "")))
+    return data
+
+
+def _as_int(errcode: Any) -> int | None:
+    try:
+        return int(errcode)
+    except (TypeError, ValueError):
+        return None
+
+
+@sensitive_variables()
+def fetch_access_token(code: str, *, requested_scope: str) -> OAuthToken:
+    """Exchange an authorize ``code`` for the fan's OAuth token and openid.
+
+    A code works once, for five minutes; never retry it.
+    https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsaccesstoken
+    """
+    data = _get(
+        "/sns/oauth2/access_token",
+        {
+            "appid": settings.APP_ID,
+            "secret": settings.APP_SECRET,
+            "code": code,
+            "grant_type": "authorization_code",
+        },
+    )
+    return OAuthToken.from_response(data, requested_scope)
+
+
+@sensitive_variables()
+def refresh_access_token(token: OAuthToken) -> OAuthToken:
+    """Renew an OAuth token with its refresh_token (valid 30 days).
+
+    https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsrefreshtoken
+    """
+    data = _get(
+        "/sns/oauth2/refresh_token",
+        {
+            "appid": settings.APP_ID,
+            "grant_type": "refresh_token",
+            "refresh_token": token.refresh_token,
+        },
+    )
+    return OAuthToken.from_response(data, token.scope)
+
+
+@sensitive_variables()
+def check_access_token(token: OAuthToken) -> bool:
+    """Return whether WeChat still accepts the fan's OAuth token.
+
+    https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsauth
+    """
+    try:
+        _get("/sns/auth", {"access_token": token.access_token, "openid": token.openid})
+    except WeChatError as error:
+        if error.errcode is None:
+            raise
+        return False
+    return True
+
+
+@sensitive_variables()
+def get_user_info(token: OAuthToken, *, lang: str = "zh_CN") -> dict[str, Any]:
+    """Return the fan's profile; needs a token granted with snsapi_userinfo.
+
+    https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsuserinfo
+    """
+    data = _get(
+        "/sns/userinfo",
+        {"access_token": token.access_token, "openid": token.openid, "lang": lang},
+    )
+    if "openid" not in data:
+        raise WeChatError(None, "/sns/userinfo answered without openid")
+    return data
