@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class FansConfig(AppConfig):
+    name = "fans"
+    verbose_name = "粉丝"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)

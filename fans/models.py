@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+
+class FansProfile(models.Model):
+    """A WeChat user who signed in through web authorization."""
+
+    class Sex(models.IntegerChoices):
+        UNKNOWN = 0, "未知"
+        MALE = 1, "男"
+        FEMALE = 2, "女"
+
+    openid = models.CharField("OpenID", max_length=64, unique=True)
+    # Only sent when the account is bound to an Open Platform account; NULL,
+    # not "", so that "no unionid" never looks like a shared one.
+    unionid = models.CharField(  # noqa: DJ001
+        "UnionID", max_length=64, null=True, blank=True, db_index=True
+    )
+    nickname = models.CharField("昵称", max_length=255, blank=True)
+    # WeChat has sent 0 and empty regions since 2021-10; kept as they come.
+    sex = models.PositiveSmallIntegerField("性别", choices=Sex, default=Sex.UNKNOWN)
+    province = models.CharField("省份", max_length=64, blank=True)
+    city = models.CharField("城市", max_length=64, blank=True)
+    country = models.CharField("国家", max_length=64, blank=True)
+    headimgurl = models.URLField("头像", max_length=1024, blank=True)
+    privilege = models.JSONField("特权", default=list, blank=True)
+    userinfo = models.JSONField("原始用户信息", default=dict, blank=True)
+    created_at = models.DateTimeField("首次授权", auto_now_add=True)
+    updated_at = models.DateTimeField("资料更新", auto_now=True)
+    last_login_at = models.DateTimeField("最近登录", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "粉丝"
+        verbose_name_plural = "粉丝"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.nickname or self.openid
+
+    @classmethod
+    def create_fan(cls, info: dict[str, Any]) -> FansProfile:
+        """Create or update the fan described by a /sns/userinfo answer.
+
+        Idempotent on openid: a second call, or a concurrent first visit of
+        the same fan, updates the one row instead of adding another.
+        """
+        fan, _ = cls.objects.update_or_create(
+            openid=info["openid"],
+            defaults={
+                "unionid": _text(info.get("unionid"), 64) or None,
+                "nickname": _text(info.get("nickname"), 255),
+                "sex": _sex(info.get("sex")),
+                "province": _text(info.get("province"), 64),
+                "city": _text(info.get("city"), 64),
+                "country": _text(info.get("country"), 64),
+                "headimgurl": _text(info.get("headimgurl"), 1024),
+                "privilege": info.get("privilege") or [],
+                "userinfo": info,
+                "last_login_at": timezone.now(),
+            },
+        )
+        return fan
+
+    def record_login(self) -> None:
+        self.last_login_at = timezone.now()
+        FansProfile.objects.filter(pk=self.pk).update(last_login_at=self.last_login_at)
+
+
+def _text(value: Any, max_length: int) -> str:
+    # The complete answer is kept in ``userinfo``; the columns hold what fits.
+    return str(value or "")[:max_length]
+
+
+def _sex(value: Any) -> int:
+    # Old docs and fixtures send "1" as a string, current answers send 0.
+    try:
+        sex = int(value or 0)
+    except (TypeError, ValueError):
+        return FansProfile.Sex.UNKNOWN
+    return sex if sex in FansProfile.Sex.values else FansProfile.Sex.UNKNOWN

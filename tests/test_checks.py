@@ -1,0 +1,135 @@
+"""Settings from .env and the system checks that explain bad ones."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fans.checks import check_deployment, check_wechat_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def ids(messages):
+    return sorted(message.id for message in messages)
+
+
+def test_test_settings_pass_every_check():
+    assert check_wechat_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("APP_ID", "", "fans.E001"),
+        ("APP_ID", "gh_0123456789ab", "fans.W001"),
+        ("APP_SECRET", "", "fans.E002"),
+        ("REDIRECT_URL", "", "fans.E003"),
+        ("REDIRECT_URL", "xgc.example.com/wechat/authorize/", "fans.E003"),
+        ("REDIRECT_URL", "https://xgc.example.com/wechat/callback/", "fans.E004"),
+        ("WECHAT_API_BASE_URL", "api.weixin.qq.com", "fans.E005"),
+        ("TOKEN", "no spaces allowed", "fans.E006"),
+        ("TOKEN", "ab", "fans.E006"),
+        (
+            "XGC_INVALID_SETTINGS",
+            {"WECHAT_HTTP_TIMEOUT": "'soon' is not a positive float"},
+            "fans.E007",
+        ),
+    ],
+)
+def test_each_bad_setting_is_reported_with_a_hint_naming_its_key(
+    settings, setting, value, expected
+):
+    setattr(settings, setting, value)
+    messages = check_wechat_settings()
+    key = next(iter(value)) if isinstance(value, dict) else setting
+    assert ids(messages) == [expected]
+    assert f"Set {key} in .env" in messages[0].hint
+
+
+def test_deploy_checks_flag_development_values(settings):
+    settings.SECRET_KEY = settings.DEVELOPMENT_SECRET_KEY
+    settings.REDIRECT_URL = "http://xgc.example.com/wechat/authorize/"
+    settings.APP_ID = "wx0123456789abcdef"
+    assert ids(check_deployment()) == ["fans.W101", "fans.W102", "fans.W103"]
+
+
+def test_deploy_checks_pass_a_production_configuration():
+    assert check_deployment() == []
+
+
+def run_manage(*args, env_file: str, **env: str) -> subprocess.CompletedProcess:
+    """Run manage.py in a fresh process that reads settings from env_file."""
+    base = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=base | {"XGC_DOTENV": env_file, "DJANGO_SETTINGS_MODULE": "xgc.settings"} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def env_file(tmp_path):
+    path = tmp_path / ".env"
+    path.write_text(
+        "DEBUG=1\n"
+        "APP_ID=wxaaaaaaaaaaaaaaaa\n"
+        "APP_SECRET=from-the-env-file\n"
+        "REDIRECT_URL=https://xgc.example.com/wechat/authorize/\n"
+        "WECHAT_HTTP_TIMEOUT=soon\n"
+        f"DATABASE_URL=sqlite:///{tmp_path / 'db.sqlite3'}\n",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def test_env_file_is_read_and_bad_values_are_named(env_file):
+    result = run_manage("check", env_file=env_file)
+    assert result.returncode == 1
+    assert "fans.E007" in result.stderr
+    assert "WECHAT_HTTP_TIMEOUT: 'soon' is not a positive float" in result.stderr
+    assert "Set WECHAT_HTTP_TIMEOUT in .env" in result.stderr
+
+
+def test_real_environment_wins_over_the_env_file(env_file):
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.APP_SECRET, settings.WECHAT_HTTP_TIMEOUT)",
+        env_file=env_file,
+        APP_SECRET="from-the-environment",
+        WECHAT_HTTP_TIMEOUT="2.5",
+    )
+    assert result.stdout.split() == ["from-the-environment", "2.5"]
+
+
+def test_missing_secret_key_with_debug_off_refuses_to_start(tmp_path):
+    (tmp_path / ".env").write_text("DEBUG=0\n", encoding="utf-8")
+    result = run_manage("check", env_file=str(tmp_path / ".env"))
+    assert result.returncode == 1
+    assert "SECRET_KEY is empty and DEBUG is off" in result.stderr
+
+
+def test_unparsable_database_url_refuses_to_start(tmp_path):
+    (tmp_path / ".env").write_text("DEBUG=1\nDATABASE_URL=postgress://x\n", encoding="utf-8")
+    result = run_manage("check", env_file=str(tmp_path / ".env"))
+    assert result.returncode == 1
+    assert "DATABASE_URL in .env cannot be parsed" in result.stderr
+
+
+def test_redis_url_selects_django_redis_that_ignores_outages(env_file):
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; c = settings.CACHES['default']; print(c['BACKEND'], c['OPTIONS']['IGNORE_EXCEPTIONS'])",
+        env_file=env_file,
+        REDIS_URL="redis://127.0.0.1:6379/3",
+    )
+    assert result.stdout.split() == ["django_redis.cache.RedisCache", "True"]
