@@ -1,0 +1,203 @@
+"""The fan-facing pages: WeChat login, its callback, and the fan's home."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.crypto import constant_time_compare, get_random_string
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from xgc import wechat
+
+from .auth import fan_required, login_url, sign_in
+from .services import fan_for_token
+
+logger = logging.getLogger(__name__)
+
+# The state of one authorization, bound to the browser that started it.
+FLOW_COOKIE = "wechat_flow"
+FLOW_COOKIE_SALT = "fans.flow"
+FLOW_COOKIE_PATH = "/wechat/"
+# Codes expire after five minutes; the rest is time to read the consent page.
+FLOW_MAX_AGE = 600
+# Marks the redirect_uri of an automatic restart, so that a second failure
+# shows a page instead of looping. It survives lost cookies: WeChat keeps the
+# redirect_uri's query.
+RESTARTED_PARAM = "restarted"
+
+
+def safe_next(value: str | None) -> str:
+    """Return value if it is a path on this site, else "/"."""
+    if (
+        value
+        and value.startswith("/")
+        and url_has_allowed_host_and_scheme(value, allowed_hosts=set())
+    ):
+        return value
+    return "/"
+
+
+def start_authorization(next_url: str, scope: str, *, restarted: bool = False) -> HttpResponse:
+    """Redirect to WeChat's authorize page with a fresh state bound to this browser."""
+    # get_random_string uses [A-Za-z0-9], which is what WeChat allows.
+    state = get_random_string(32)
+    redirect_uri = settings.REDIRECT_URL
+    if restarted:
+        parts = urlsplit(redirect_uri)
+        query = "&".join(filter(None, [parts.query, f"{RESTARTED_PARAM}=1"]))
+        redirect_uri = urlunsplit(parts._replace(query=query))
+    response = HttpResponseRedirect(
+        wechat.authorize_url(redirect_uri=redirect_uri, scope=scope, state=state)
+    )
+    response.set_signed_cookie(
+        FLOW_COOKIE,
+        json.dumps({"state": state, "next": next_url, "scope": scope}),
+        salt=FLOW_COOKIE_SALT,
+        max_age=FLOW_MAX_AGE,
+        path=FLOW_COOKIE_PATH,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def message(
+    request: HttpRequest,
+    *,
+    title: str,
+    text: str,
+    status: int = 200,
+    retry_url: str | None = None,
+    icon: str = "warn",
+) -> HttpResponse:
+    """Render the one page fans see when something stops the flow."""
+    context = {"title": title, "text": text, "retry_url": retry_url, "icon": icon}
+    return render(request, "fans/message.html", context, status=status)
+
+
+@never_cache
+@require_GET
+def login(request: HttpRequest) -> HttpResponse:
+    """Start web authorization; this is the link for the account's menu."""
+    scope = request.GET.get("scope") or wechat.SCOPE_BASE
+    if scope not in wechat.SCOPES:
+        return message(
+            request,
+            title="链接无效",
+            text="这个登录链接的参数不正确，请从公众号菜单重新进入。",
+            status=400,
+        )
+    return start_authorization(safe_next(request.GET.get("next")), scope)
+
+
+@method_decorator(never_cache, name="dispatch")
+class WebAuthorizationView(View):
+    """WeChat's callback: check state, exchange the code, sign the fan in."""
+
+    http_method_names = ["get"]
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        flow = self.bound_flow(request)
+        next_url = safe_next(flow.get("next"))
+        restarted = request.GET.get(RESTARTED_PARAM) == "1"
+        state = request.GET.get("state", "")
+        if not flow or not constant_time_compare(state, flow.get("state", "")):
+            # WeChat's browser sometimes drops cookies: one silent retry.
+            if not restarted:
+                return start_authorization(next_url, wechat.SCOPE_BASE, restarted=True)
+            logger.warning("Callback state does not match this browser's; not signing in")
+            return self.finish(
+                message(
+                    request,
+                    title="登录未完成",
+                    text="无法确认这次授权来自你的微信，请重新进入。",
+                    status=400,
+                    retry_url=login_url(next_url),
+                )
+            )
+        code = request.GET.get("code")
+        if not code:
+            return self.finish(
+                message(
+                    request,
+                    title="你已取消授权",
+                    text="授权后即可使用全部功能。",
+                    retry_url=login_url(next_url, wechat.SCOPE_USERINFO),
+                    icon="info",
+                )
+            )
+        scope = flow.get("scope", wechat.SCOPE_BASE)
+        return self.finish(self.authorized(request, code, scope, next_url, restarted))
+
+    def authorized(
+        self, request: HttpRequest, code: str, scope: str, next_url: str, restarted: bool
+    ) -> HttpResponse:
+        try:
+            token = wechat.fetch_access_token(code, requested_scope=scope)
+            if token.is_snapshot_user:
+                return message(
+                    request,
+                    title="请使用完整服务",
+                    text="当前是快照页，无法登录。请点击屏幕下方的「使用完整服务」后继续。",
+                    icon="info",
+                )
+            fan = fan_for_token(token)
+        except wechat.WeChatError as error:
+            if error.code_rejected and not restarted:
+                # A refresh or a back button replays a used code.
+                return start_authorization(next_url, wechat.SCOPE_BASE, restarted=True)
+            logger.warning("Web authorization failed: %s", error)
+            return message(
+                request,
+                title="登录失败",
+                text="授权已失效，请重新进入。"
+                if error.code_rejected
+                else "微信暂时没有响应，请稍后重试。",
+                status=400 if error.code_rejected else 502,
+                retry_url=login_url(next_url),
+            )
+        if fan is None:
+            register_url = login_url(next_url, wechat.SCOPE_USERINFO)
+            return render(request, "register.html", {"register_url": register_url})
+        response = HttpResponseRedirect(next_url)
+        sign_in(request, response, fan)
+        logger.info("Fan %s signed in", fan.pk)
+        return response
+
+    @staticmethod
+    def bound_flow(request: HttpRequest) -> dict:
+        try:
+            value = request.get_signed_cookie(
+                FLOW_COOKIE, salt=FLOW_COOKIE_SALT, max_age=FLOW_MAX_AGE
+            )
+            flow = json.loads(value)
+        except (KeyError, signing.BadSignature, ValueError):
+            return {}
+        return flow if isinstance(flow, dict) else {}
+
+    @staticmethod
+    def finish(response: HttpResponse) -> HttpResponse:
+        """Forget the state, each good for one callback, unless a restart set a new one."""
+        if FLOW_COOKIE not in response.cookies:
+            response.delete_cookie(FLOW_COOKIE, path=FLOW_COOKIE_PATH, samesite="Lax")
+        return response
+
+
+web_authorization = WebAuthorizationView.as_view()
+
+
+@require_GET
+@fan_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Greet the signed-in fan."""
+    return render(request, "fans/home.html", {"fan": request.fan})
