@@ -1,0 +1,47 @@
+# Set-up and day-to-day commands. `make run` and `make test` work on a fresh
+# machine: they install pipenv and the locked packages first.
+
+PYTHON ?= python3
+PIPENV := $(PYTHON) -m pipenv
+ADDR ?= 127.0.0.1:8000
+# Where `make test` finds PostgreSQL for its second pass.
+XGC_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+# The virtualenv lives in .venv; settings.py reads .env itself, so pipenv
+# must not export it into the tests' environment.
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_DONT_LOAD_ENV := 1
+export PIPENV_VERBOSITY := -1
+
+.PHONY: install run test lint fmt
+
+.venv/.installed: Pipfile.lock
+	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
+	$(PIPENV) sync --dev
+	touch $@
+
+install: .venv/.installed
+
+.env:
+	cp .env.example .env
+	@echo "Created .env from .env.example; edit it to use your official account."
+
+run: install .env
+	$(PIPENV) run python manage.py migrate --no-input
+	$(PIPENV) run python manage.py runserver $(ADDR)
+
+# Lint, then the whole suite on SQLite, then the database tests again on
+# PostgreSQL (they skip, with the reason, when it is not answering).
+test: install
+	$(PIPENV) run ruff check .
+	$(PIPENV) run ruff format --check .
+	$(PIPENV) run python manage.py makemigrations --check --dry-run --settings=tests.settings
+	$(PIPENV) run pytest -m "not postgres"
+	XGC_TEST_DATABASE_URL=$(XGC_TEST_DATABASE_URL) $(PIPENV) run pytest -m "django_db or postgres"
+
+lint: install
+	$(PIPENV) run ruff check .
+
+fmt: install
+	$(PIPENV) run ruff check --fix .
+	$(PIPENV) run ruff format .
