@@ -334,3 +334,9 @@ def test_fan_cookie_expires_after_its_max_age(client, wechat_api, monkeypatch):
 def other_browser():
     """A second browser, with cookies of its own."""
     return Client()
+
+
+def test_urls_ignore_a_redirect_url_in_the_wsgi_environment(client):
+    """runserver copies os.environ, where .env's REDIRECT_URL lives, into requests."""
+    response = client.get("/", REDIRECT_URL="https://xgc.example.com/wechat/authorize/")
+    assert response["Location"] == "/wechat/login/?next=%2F"

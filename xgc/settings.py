@@ -97,6 +97,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "xgc.urls"
+# xgc is served at the root of its OAuth domain. Pinning the script name also
+# stops Django from taking the REDIRECT_URL setting for Apache's variable of
+# that name: runserver copies the process environment into each request, and
+# Django would build every URL under it.
+FORCE_SCRIPT_NAME = "/"
 WSGI_APPLICATION = "xgc.wsgi.application"
 
 TEMPLATES = [
