@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare, get_random_string
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -37,11 +38,13 @@ RESTARTED_PARAM = "restarted"
 
 
 def safe_next(value: str | None) -> str:
-    """Return value if it is a path on this site, else "/"."""
+    """Return value if it is a page on this site, else "/"."""
     if (
         value
         and value.startswith("/")
         and url_has_allowed_host_and_scheme(value, allowed_hosts=set())
+        # Landing on the login views again would go round WeChat forever.
+        and not value.startswith((reverse("wechat-login"), reverse("wechat-authorize")))
     ):
         return value
     return "/"
@@ -112,19 +115,7 @@ class WebAuthorizationView(View):
         restarted = request.GET.get(RESTARTED_PARAM) == "1"
         state = request.GET.get("state", "")
         if not flow or not constant_time_compare(state, flow.get("state", "")):
-            # WeChat's browser sometimes drops cookies: one silent retry.
-            if not restarted:
-                return start_authorization(next_url, wechat.SCOPE_BASE, restarted=True)
-            logger.warning("Callback state does not match this browser's; not signing in")
-            return self.finish(
-                message(
-                    request,
-                    title="登录未完成",
-                    text="无法确认这次授权来自你的微信，请重新进入。",
-                    status=400,
-                    retry_url=login_url(next_url),
-                )
-            )
+            return self.finish(self.unbound_state(request, next_url, restarted))
         code = request.GET.get("code")
         if not code:
             return self.finish(
@@ -138,6 +129,19 @@ class WebAuthorizationView(View):
             )
         scope = flow.get("scope", wechat.SCOPE_BASE)
         return self.finish(self.authorized(request, code, scope, next_url, restarted))
+
+    def unbound_state(self, request: HttpRequest, next_url: str, restarted: bool) -> HttpResponse:
+        if not restarted:
+            # WeChat's browser sometimes drops cookies: one silent retry.
+            return start_authorization(next_url, wechat.SCOPE_BASE, restarted=True)
+        logger.warning("Callback state does not match this browser's; not signing in")
+        return message(
+            request,
+            title="登录未完成",
+            text="无法确认这次授权来自你的微信，请重新进入。",
+            status=400,
+            retry_url=login_url(next_url),
+        )
 
     def authorized(
         self, request: HttpRequest, code: str, scope: str, next_url: str, restarted: bool
@@ -162,7 +166,7 @@ class WebAuthorizationView(View):
                 title="登录失败",
                 text="授权已失效，请重新进入。"
                 if error.code_rejected
-                else "微信暂时没有响应，请稍后重试。",
+                else "暂时无法完成登录，请稍后重试。",
                 status=400 if error.code_rejected else 502,
                 retry_url=login_url(next_url),
             )

@@ -281,6 +281,9 @@ def test_userinfo_refused_shows_502(client, wechat_api):
         # An encoded slash stays a path on this site.
         ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
         ("/orders/?id=7#top", "/orders/?id=7#top"),
+        # Back to the login views would send the fan round WeChat forever.
+        ("/wechat/authorize/", "/"),
+        ("/wechat/login/?next=/x", "/"),
     ],
 )
 def test_next_never_leaves_the_site(client, wechat_api, next_url, lands_on):
