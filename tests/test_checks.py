@@ -133,3 +133,12 @@ def test_redis_url_selects_django_redis_that_ignores_outages(env_file):
         REDIS_URL="redis://127.0.0.1:6379/3",
     )
     assert result.stdout.split() == ["django_redis.cache.RedisCache", "True"]
+
+
+def test_check_deploy_flags_a_development_env_file(tmp_path):
+    """DEBUG on, the built-in SECRET_KEY and an http REDIRECT_URL are all reported."""
+    env = tmp_path / ".env"
+    env.write_text(Path(PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    result = run_manage("check", "--deploy", env_file=str(env))
+    for check_id in ("security.W018", "fans.W101", "fans.W102", "fans.W103"):
+        assert check_id in result.stderr
