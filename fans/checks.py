@@ -31,31 +31,24 @@ def _is_http_url(value: str) -> bool:
 @checks.register()
 def check_wechat_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Report WeChat settings that would break the login flow."""
-    errors: list[checks.CheckMessage] = []
-    if not settings.APP_ID:
-        errors.append(
-            checks.Error(
-                "APP_ID is empty: WeChat cannot tell which official account fans sign in to.",
-                hint=ENV_HINT.format(key="APP_ID")
-                + " It is on mp.weixin.qq.com → 设置与开发 → 基本配置.",
-                id="fans.E001",
-            )
+    errors: list[checks.CheckMessage] = [
+        checks.Error(
+            f"{key} is empty: {consequence}.",
+            hint=ENV_HINT.format(key=key) + " It is on mp.weixin.qq.com → 设置与开发 → 基本配置.",
+            id=check_id,
         )
-    elif not APP_ID_PATTERN.fullmatch(settings.APP_ID):
+        for key, consequence, check_id in (
+            ("APP_ID", "WeChat cannot tell which official account fans sign in to", "fans.E001"),
+            ("APP_SECRET", "authorization codes cannot be exchanged", "fans.E002"),
+        )
+        if not getattr(settings, key)
+    ]
+    if settings.APP_ID and not APP_ID_PATTERN.fullmatch(settings.APP_ID):
         errors.append(
             checks.Warning(
                 f"APP_ID {settings.APP_ID!r} does not look like an official-account AppID (wx + 16 hex digits).",
                 hint=ENV_HINT.format(key="APP_ID"),
                 id="fans.W001",
-            )
-        )
-    if not settings.APP_SECRET:
-        errors.append(
-            checks.Error(
-                "APP_SECRET is empty: authorization codes cannot be exchanged.",
-                hint=ENV_HINT.format(key="APP_SECRET")
-                + " It is on mp.weixin.qq.com → 设置与开发 → 基本配置.",
-                id="fans.E002",
             )
         )
     errors += _check_redirect_url()
