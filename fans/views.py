@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,10 +61,9 @@ def start_authorization(next_url: str, scope: str, *, restarted: bool = False) -
     response = HttpResponseRedirect(
         wechat.authorize_url(redirect_uri=redirect_uri, scope=scope, state=state)
     )
-    response.set_signed_cookie(
+    response.set_cookie(
         FLOW_COOKIE,
-        json.dumps({"state": state, "next": next_url, "scope": scope}),
-        salt=FLOW_COOKIE_SALT,
+        signing.dumps({"state": state, "next": next_url, "scope": scope}, salt=FLOW_COOKIE_SALT),
         max_age=FLOW_MAX_AGE,
         path=FLOW_COOKIE_PATH,
         httponly=True,
@@ -181,11 +179,10 @@ class WebAuthorizationView(View):
     @staticmethod
     def bound_flow(request: HttpRequest) -> dict:
         try:
-            value = request.get_signed_cookie(
-                FLOW_COOKIE, salt=FLOW_COOKIE_SALT, max_age=FLOW_MAX_AGE
+            flow = signing.loads(
+                request.COOKIES.get(FLOW_COOKIE, ""), salt=FLOW_COOKIE_SALT, max_age=FLOW_MAX_AGE
             )
-            flow = json.loads(value)
-        except (KeyError, signing.BadSignature, ValueError):
+        except signing.BadSignature:
             return {}
         return flow if isinstance(flow, dict) else {}
 

@@ -112,6 +112,27 @@ def test_state_from_another_browser_signs_nobody_in(client, wechat_api, other_br
     assert FAN_COOKIE not in response.cookies
 
 
+@pytest.mark.parametrize(
+    "flow_cookie",
+    [
+        '{"state": "AbC", "next": "/"}',
+        signing.dumps({"state": "AbC", "next": "/"}, salt="another-salt"),
+    ],
+)
+def test_a_forged_flow_cookie_binds_no_state(client, flow_cookie):
+    client.cookies["wechat_flow"] = flow_cookie
+    response = client.get("/wechat/authorize/", {"code": "C", "state": "AbC"})
+    assert "restarted%3D1" in response["Location"]
+
+
+def test_a_state_older_than_ten_minutes_is_refused(client, monkeypatch):
+    state = start_login(client)["state"]
+    later = signing.time.time() + 601
+    monkeypatch.setattr(signing.time, "time", lambda: later)
+    response = client.get("/wechat/authorize/", {"code": "C", "state": state})
+    assert "restarted%3D1" in response["Location"]
+
+
 def test_state_is_good_for_one_callback_only(client, wechat_api):
     sign_up(client, wechat_api, "oFAN1")
     state_again = client.get("/wechat/authorize/", {"code": "CODE1", "state": "whatever"})
