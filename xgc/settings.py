@@ -158,6 +158,13 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # SECURITY
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Behind frp, ngrok or nginx, the proxy says which scheme and host the fan
+# used. Off by default: without such a proxy in front, any client could send
+# these headers and pass for HTTPS or for another host.
+TRUST_X_FORWARDED = _env_bool("TRUST_X_FORWARDED", False)
+if TRUST_X_FORWARDED:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
 
 # INTERNATIONALIZATION
 LANGUAGE_CODE = "zh-hans"
@@ -195,4 +202,6 @@ REDIRECT_URL = _env("REDIRECT_URL")
 WECHAT_OPEN_BASE_URL = _env("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com")
 WECHAT_API_BASE_URL = _env("WECHAT_API_BASE_URL", "https://api.weixin.qq.com")
 WECHAT_HTTP_TIMEOUT = _env_number("WECHAT_HTTP_TIMEOUT", 5.0, float)
+# The <code> of the MP_verify_<code>.txt file WeChat asks for at the domain root.
+WECHAT_MP_VERIFY = _env("WECHAT_MP_VERIFY")
 FAN_COOKIE_MAX_AGE = _env_number("FAN_COOKIE_MAX_AGE", 3600, int)
