@@ -33,7 +33,8 @@ def fan_for_token(token: wechat.OAuthToken) -> FansProfile | None:
     cache_oauth_token(token)
     if token.allows_userinfo:
         return FansProfile.create_fan(wechat.get_user_info(token))
-    fan = FansProfile.objects.filter(openid=token.openid).first()
+    # A row without userinfo (e.g. made by a follow event) has not consented.
+    fan = FansProfile.objects.filter(openid=token.openid).exclude(userinfo={}).first()
     if fan is not None:
         fan.record_login()
     return fan

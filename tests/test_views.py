@@ -164,6 +164,15 @@ def test_first_visit_with_base_scope_shows_the_register_page(client, wechat_api)
     assert FAN_COOKIE not in response.cookies
 
 
+def test_a_fan_row_without_consent_still_gets_the_register_page(client, wechat_api):
+    """A row known only by openid (no userinfo yet) is not a registered fan."""
+    FansProfile.objects.create(openid="oBARE")
+    state = start_login(client)["state"]
+    response = callback(client, wechat_api, state, openid="oBARE")
+    assert "你还未进行信息认证" in response.content.decode()
+    assert FAN_COOKIE not in response.cookies
+
+
 def test_consent_stores_the_fan_and_signs_them_in(client, wechat_api):
     response = sign_up(client, wechat_api, "oFAN1", next_url="/orders/", nickname="小鸡炖蘑菇🍄😀")
     fan = FansProfile.objects.get()
