@@ -28,6 +28,12 @@ install: .venv/.installed
 
 run: install .env
 	$(PIPENV) run python manage.py migrate --no-input
+	@echo
+	@echo "  xgc:        http://$(ADDR)/   (phone-sized pages; the WeChat sandbox answers for WeChat)"
+	@echo "  menu link:  http://$(ADDR)/wechat/login/"
+	@echo "  sandbox:    http://$(ADDR)/sandbox/   (test fans, fault injection)"
+	@echo "  admin:      http://$(ADDR)/admin/   (first: python3 -m pipenv run python manage.py createsuperuser)"
+	@echo
 	$(PIPENV) run python manage.py runserver $(ADDR)
 
 # Lint, then the whole suite on SQLite, then the database tests again on

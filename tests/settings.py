@@ -30,3 +30,11 @@ WECHAT_API_BASE_URL = "https://api.weixin.qq.com"
 WECHAT_HTTP_TIMEOUT = 5.0
 FAN_COOKIE_MAX_AGE = 3600
 XGC_INVALID_SETTINGS = {}
+
+# The sandbox is installed and mounted so that its tests can reach it; the
+# tests above still talk to WeChat's real host names, mocked by responses.
+WECHAT_SANDBOX = True
+WECHAT_SANDBOX_FORCE = True
+WECHAT_SANDBOX_OAUTH_DOMAIN = "xgc.example.com"
+if "xgc.sandbox" not in INSTALLED_APPS:  # noqa: F405
+    INSTALLED_APPS = [*INSTALLED_APPS, "xgc.sandbox"]  # noqa: F405

@@ -8,6 +8,7 @@ the ``fans`` system checks can name them (``python manage.py check``).
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from dotenv import load_dotenv
@@ -199,8 +200,23 @@ APP_SECRET = _env("APP_SECRET")
 TOKEN = _env("TOKEN")
 # The absolute callback URL; its host must be the account's 网页授权域名.
 REDIRECT_URL = _env("REDIRECT_URL")
-WECHAT_OPEN_BASE_URL = _env("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com")
-WECHAT_API_BASE_URL = _env("WECHAT_API_BASE_URL", "https://api.weixin.qq.com")
+# The built-in WeChat stand-in (xgc/sandbox), for developing without an
+# account. It serves both WeChat hosts under /sandbox/ on REDIRECT_URL's host.
+WECHAT_SANDBOX = _env_bool("WECHAT_SANDBOX", False)
+# Lets a benchmark run the sandbox with DEBUG off; never set it for real fans.
+WECHAT_SANDBOX_FORCE = _env_bool("WECHAT_SANDBOX_FORCE", False)
+_callback = urlsplit(REDIRECT_URL or "http://127.0.0.1:8000/")
+# The 网页授权域名 the sandbox accepts in redirect_uri, like WeChat's console.
+WECHAT_SANDBOX_OAUTH_DOMAIN = _env("WECHAT_SANDBOX_OAUTH_DOMAIN", _callback.netloc)
+_sandbox_url = f"{_callback.scheme}://{_callback.netloc}/sandbox"
+WECHAT_OPEN_BASE_URL = _env(
+    "WECHAT_OPEN_BASE_URL", _sandbox_url if WECHAT_SANDBOX else "https://open.weixin.qq.com"
+)
+WECHAT_API_BASE_URL = _env(
+    "WECHAT_API_BASE_URL", _sandbox_url if WECHAT_SANDBOX else "https://api.weixin.qq.com"
+)
+if WECHAT_SANDBOX:
+    INSTALLED_APPS.append("xgc.sandbox")
 WECHAT_HTTP_TIMEOUT = _env_number("WECHAT_HTTP_TIMEOUT", 5.0, float)
 # The <code> of the MP_verify_<code>.txt file WeChat asks for at the domain root.
 WECHAT_MP_VERIFY = _env("WECHAT_MP_VERIFY")

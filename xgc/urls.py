@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -5,3 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("fans.urls")),
 ]
+
+# Never mounted for real fans: see the sandbox.E001 check.
+if settings.WECHAT_SANDBOX and (settings.DEBUG or settings.WECHAT_SANDBOX_FORCE):
+    urlpatterns.append(path("sandbox/", include("xgc.sandbox.urls")))

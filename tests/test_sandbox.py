@@ -1,0 +1,339 @@
+"""The WeChat sandbox behaves like WeChat, not like a happy-path mock."""
+
+import json
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import pytest
+
+from django.utils import timezone
+
+from xgc.sandbox import api
+from xgc.sandbox.checks import check_sandbox_only_while_debugging
+from xgc.sandbox.models import AuthCode, Faults, PlatformToken, SandboxFan
+
+from .conftest import redirect_query
+
+pytestmark = pytest.mark.django_db
+
+APP = {"appid": "wx1234567890abcdef", "secret": "app-secret-never-logged"}
+CALLBACK = "https://xgc.example.com/wechat/authorize/"
+FIRST_FAN = "oSBX0000000000000000000001"
+
+
+def authorize_path(**overrides: str) -> str:
+    params = {
+        "appid": APP["appid"],
+        "redirect_uri": CALLBACK,
+        "response_type": "code",
+        "scope": "snsapi_base",
+        "state": "AbC123",
+    } | overrides
+    return "/sandbox/connect/oauth2/authorize?" + urlencode(params)
+
+
+@pytest.fixture
+def phone(client):
+    """A browser whose WeChat user is the first seeded test fan."""
+    client.post(f"/sandbox/phone?{urlencode({'next': '/sandbox/'})}", {"openid": FIRST_FAN})
+    return client
+
+
+def code_for(phone, scope: str = "snsapi_base") -> str:
+    response = phone.get(authorize_path(scope=scope))
+    if scope == "snsapi_userinfo":
+        response = phone.post(authorize_path(scope=scope), {"decision": "allow"})
+    return redirect_query(response)["code"]
+
+
+def api_get(client, path: str, **params: str) -> dict:
+    response = client.get(f"/sandbox{path}", params)
+    assert response.status_code == 200  # WeChat reports errors in the body
+    return json.loads(response.content.decode("utf-8"))
+
+
+def exchange(client, auth_code: str, **overrides: str) -> dict:
+    params = APP | {"code": auth_code, "grant_type": "authorization_code"} | overrides
+    return api_get(client, "/sns/oauth2/access_token", **params)
+
+
+# The authorize page
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        ({"appid": ""}, "10012"),
+        ({"appid": "wx0000000000000000"}, "10016"),
+        ({"redirect_uri": ""}, "10011"),
+        ({"scope": ""}, "10010"),
+        ({"scope": "snsapi_login"}, "10005"),
+        ({"state": ""}, "10013"),
+        ({"state": "has-dash"}, "state 只能是字母和数字"),
+        ({"state": "a" * 129}, "最多 128 个字符"),
+        ({"response_type": "token"}, "须依次为"),
+        ({"redirect_uri": "https://evil.example/wechat/authorize/"}, "10003"),
+        ({"redirect_uri": "https://xgc.example.com:8443/wechat/authorize/"}, "10003"),
+    ],
+)
+def test_authorize_refuses_bad_links_with_wechats_error_page(phone, overrides, shown):
+    response = phone.get(authorize_path(**overrides))
+    assert response.status_code == 200
+    assert "抱歉，出错了" in response.content.decode()
+    assert shown in response.content.decode()
+
+
+def test_authorize_checks_the_parameter_order(phone):
+    query = "scope=snsapi_base&appid=wx1234567890abcdef&redirect_uri=x&response_type=code&state=A"
+    response = phone.get("/sandbox/connect/oauth2/authorize?" + query)
+    assert "须依次为" in response.content.decode()
+
+
+def test_a_new_phone_is_asked_who_holds_it_and_remembers(client):
+    first = client.get(authorize_path())
+    assert first.status_code == 302
+    assert first["Location"].startswith("/sandbox/phone?next=")
+    chooser = client.get(first["Location"])
+    assert "谁在使用这部手机" in chooser.content.decode()
+    assert "小鸡炖蘑菇🍄" in chooser.content.decode()
+    chosen = client.post(first["Location"], {"openid": FIRST_FAN})
+    assert chosen["Location"] == authorize_path()
+    assert client.get(authorize_path())["Location"].startswith(CALLBACK + "?code=")
+
+
+def test_a_new_test_fan_can_hold_the_phone(client):
+    client.post("/sandbox/phone", {"openid": "new"})
+    code = redirect_query(client.get(authorize_path()))["code"]
+    assert exchange(client, code)["openid"] == SandboxFan.objects.last().openid
+    assert SandboxFan.objects.count() == 5
+
+
+def test_base_scope_passes_silently_with_a_code_and_the_state(phone):
+    response = phone.get(authorize_path(redirect_uri=CALLBACK + "?restarted=1"))
+    query = redirect_query(response)
+    assert response["Location"].startswith(CALLBACK + "?restarted=1&code=")
+    assert query["state"] == "AbC123"
+    assert AuthCode.objects.get(code=query["code"]).scope == "snsapi_base"
+
+
+def test_userinfo_scope_asks_for_consent(phone):
+    page = phone.get(authorize_path(scope="snsapi_userinfo"))
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "允许" in body and "拒绝" in body and "小鸡炖蘑菇🍄" in body
+    assert AuthCode.objects.count() == 0
+
+
+def test_refusal_goes_back_with_the_state_only(phone):
+    response = phone.post(authorize_path(scope="snsapi_userinfo"), {"decision": "refuse"})
+    assert redirect_query(response) == {"state": "AbC123"}
+
+
+# /sns/oauth2/access_token
+
+
+def test_code_exchange_answers_as_wechat_does(phone):
+    response = phone.get(
+        "/sandbox/sns/oauth2/access_token",
+        APP | {"code": code_for(phone, "snsapi_userinfo"), "grant_type": "authorization_code"},
+    )
+    answer = json.loads(response.content.decode("utf-8"))
+    assert response["Content-Type"] == "text/plain"
+    assert answer["openid"] == FIRST_FAN
+    assert answer["scope"] == "snsapi_userinfo"
+    assert answer["expires_in"] == 7200
+    assert answer["unionid"].startswith("uSBX")
+    assert {"access_token", "refresh_token"} <= answer.keys()
+
+
+def test_a_code_works_once(phone):
+    code = code_for(phone)
+    assert "access_token" in exchange(phone, code)
+    again = exchange(phone, code)
+    assert again["errcode"] == 40163
+    assert again["errmsg"].startswith("code been used rid: ")
+
+
+def test_a_code_expires_after_five_minutes(phone):
+    code = code_for(phone)
+    AuthCode.objects.filter(code=code).update(
+        created_at=timezone.now() - timedelta(minutes=5, seconds=1)
+    )
+    assert exchange(phone, code)["errcode"] == 40029
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errcode"),
+    [
+        ({"code": "made-up"}, 40029),
+        ({"code": ""}, 41008),
+        ({"appid": "wx0000000000000000"}, 40013),
+        ({"appid": ""}, 41002),
+        ({"secret": "wrong"}, 40125),
+        ({"grant_type": "client_credential"}, 40002),
+    ],
+)
+def test_code_exchange_errors(phone, overrides, errcode):
+    assert exchange(phone, code_for(phone), **overrides)["errcode"] == errcode
+
+
+# Tokens are bound to an openid and a scope
+
+
+def test_userinfo_needs_a_userinfo_token_for_the_same_openid(phone):
+    base = exchange(phone, code_for(phone, "snsapi_base"))
+    full = exchange(phone, code_for(phone, "snsapi_userinfo"))
+    with_base = api_get(phone, "/sns/userinfo", access_token=base["access_token"], openid=FIRST_FAN)
+    wrong_openid = api_get(phone, "/sns/userinfo", access_token=full["access_token"], openid="oX")
+    info = api_get(phone, "/sns/userinfo", access_token=full["access_token"], openid=FIRST_FAN)
+    assert with_base["errcode"] == 48001
+    assert wrong_openid["errcode"] == 40003
+    assert info["nickname"] == "小鸡炖蘑菇🍄"
+    assert info["sex"] == 0 and info["city"] == ""
+    assert info["headimgurl"] == f"http://testserver/sandbox/mmopen/{FIRST_FAN}/132"
+
+
+def test_avatars_are_served_locally(client):
+    response = client.get(f"/sandbox/mmopen/{FIRST_FAN}/132")
+    assert response["Content-Type"] == "image/svg+xml"
+    assert "小" in response.content.decode()
+
+
+def test_sns_auth_and_refresh(phone):
+    grant = exchange(phone, code_for(phone, "snsapi_userinfo"))
+    check = {"access_token": grant["access_token"], "openid": FIRST_FAN}
+    assert api_get(phone, "/sns/auth", **check) == {"errcode": 0, "errmsg": "ok"}
+    refreshed = api_get(
+        phone,
+        "/sns/oauth2/refresh_token",
+        appid=APP["appid"],
+        grant_type="refresh_token",
+        refresh_token=grant["refresh_token"],
+    )
+    assert refreshed["access_token"] != grant["access_token"]
+    assert api_get(phone, "/sns/auth", **check)["errcode"] == 40001
+    bad = api_get(
+        phone,
+        "/sns/oauth2/refresh_token",
+        appid=APP["appid"],
+        grant_type="refresh_token",
+        refresh_token="nope",
+    )
+    assert bad["errcode"] == 40030
+
+
+# cgi-bin
+
+
+def platform_token(client) -> str:
+    return api_get(client, "/cgi-bin/token", grant_type="client_credential", **APP)["access_token"]
+
+
+def test_a_new_platform_token_retires_the_old_one_after_the_overlap(client):
+    old = platform_token(client)
+    new = platform_token(client)
+    assert old != new
+    assert api_get(client, "/cgi-bin/menu/delete", access_token=old)["errcode"] == 0
+    PlatformToken.objects.filter(access_token=old).update(
+        superseded_at=timezone.now() - timedelta(minutes=5, seconds=1)
+    )
+    assert api_get(client, "/cgi-bin/menu/delete", access_token=old)["errcode"] == 40001
+    assert api_get(client, "/cgi-bin/menu/delete", access_token=new)["errcode"] == 0
+
+
+def test_stable_token_stays_the_same_unless_forced(client):
+    def stable(force: bool) -> dict:
+        body = {"grant_type": "client_credential", **APP, "force_refresh": force}
+        response = client.post(
+            "/sandbox/cgi-bin/stable_token", body, content_type="application/json"
+        )
+        return json.loads(response.content)
+
+    first, second, forced = stable(False), stable(False), stable(True)
+    assert first["access_token"] == second["access_token"]
+    assert forced["access_token"] != first["access_token"]
+    assert 7100 < first["expires_in"] <= 7200
+
+
+def test_menu_round_trip_and_raw_utf8(client):
+    token = platform_token(client)
+    menu = {"button": [{"type": "view", "name": "申请活动", "url": "https://xgc.example.com/"}]}
+    path = f"/sandbox/cgi-bin/menu/create?access_token={token}"
+    escaped = client.post(path, json.dumps(menu), content_type="application/json")
+    raw = client.post(
+        path, json.dumps(menu, ensure_ascii=False).encode(), content_type="application/json"
+    )
+    assert json.loads(escaped.content)["errcode"] == 40033
+    assert json.loads(raw.content) == {"errcode": 0, "errmsg": "ok"}
+    assert api_get(client, "/cgi-bin/menu/get", access_token=token) == {"menu": menu}
+    api_get(client, "/cgi-bin/menu/delete", access_token=token)
+    assert api_get(client, "/cgi-bin/menu/get", access_token=token)["errcode"] == 46003
+
+
+@pytest.mark.parametrize(
+    ("button", "errcode"),
+    [
+        ([], 40016),
+        ([{"type": "click", "name": "a", "key": "k"}] * 4, 40016),
+        ([{"type": "view", "name": "这个名字超过十六个字节", "url": "https://x/"}], 40018),
+        ([{"type": "view", "name": "a", "url": "https://x/" + "a" * 1024}], 40022),
+        ([{"name": "a", "sub_button": []}], 40023),
+        ([{"name": "a", "sub_button": [{"type": "view", "name": "b"}]}], 40027),
+    ],
+)
+def test_menu_limits(client, button, errcode):
+    path = f"/sandbox/cgi-bin/menu/create?access_token={platform_token(client)}"
+    body = json.dumps({"button": button}, ensure_ascii=False).encode()
+    response = client.post(path, body, content_type="application/json")
+    assert json.loads(response.content)["errcode"] == errcode
+
+
+def test_jsapi_ticket(client):
+    answer = api_get(
+        client, "/cgi-bin/ticket/getticket", access_token=platform_token(client), type="jsapi"
+    )
+    assert answer["errcode"] == 0 and answer["expires_in"] == 7200 and answer["ticket"]
+    assert (
+        api_get(client, "/cgi-bin/ticket/getticket", access_token="x", type="jsapi")["errcode"]
+        == 40014
+    )
+
+
+# Faults
+
+
+def test_error_share_makes_calls_answer_system_error(client):
+    client.post("/sandbox/faults", {"error_share": "1"})
+    answer = api_get(client, "/cgi-bin/token", grant_type="client_credential", **APP)
+    assert answer["errcode"] == -1
+    assert PlatformToken.objects.count() == 0
+
+
+def test_latency_and_hangs_delay_api_calls(client, monkeypatch):
+    delays = []
+    monkeypatch.setattr(api.time, "sleep", delays.append)
+    client.post("/sandbox/faults", {"latency_ms": "50", "hang_share": "1", "hang_seconds": "7"})
+    api_get(client, "/cgi-bin/token", grant_type="client_credential", **APP)
+    assert delays == [0.05, 7.0]
+
+
+def test_faults_are_validated(client):
+    response = client.post("/sandbox/faults", {"error_share": "2"})
+    assert response.status_code == 400
+    assert Faults.current().error_share == 0
+    assert client.get("/sandbox/faults").json() == {
+        "latency_ms": 0,
+        "error_share": 0.0,
+        "hang_share": 0.0,
+        "hang_seconds": 30.0,
+    }
+
+
+# Never in production
+
+
+def test_sandbox_is_refused_with_debug_off_unless_forced(settings):
+    settings.DEBUG, settings.WECHAT_SANDBOX_FORCE = False, False
+    assert [error.id for error in check_sandbox_only_while_debugging()] == ["sandbox.E001"]
+    settings.WECHAT_SANDBOX_FORCE = True
+    assert check_sandbox_only_while_debugging() == []

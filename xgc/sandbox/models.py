@@ -1,0 +1,126 @@
+"""What the sandbox remembers, in the database so that every process sees it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+# Lifetimes WeChat documents (shared/wechat-protocol.md sections 2 and 4).
+CODE_LIFETIME = timedelta(minutes=5)
+TOKEN_LIFETIME = timedelta(seconds=7200)
+REFRESH_TOKEN_LIFETIME = timedelta(days=30)
+# After a new platform token is fetched the old one still works this long.
+PLATFORM_TOKEN_OVERLAP = timedelta(minutes=5)
+
+
+def random_value(length: int = 64) -> str:
+    return get_random_string(length)
+
+
+class SandboxFan(models.Model):
+    """A WeChat user that can hold the sandbox's phone."""
+
+    openid = models.CharField(max_length=64, unique=True)
+    unionid = models.CharField(max_length=64, blank=True)
+    nickname = models.CharField(max_length=100)
+    # Shown behind the nickname's first character on the generated avatar.
+    colour = models.CharField(max_length=7, default="#07c160")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.nickname
+
+    @classmethod
+    def create_new(cls) -> SandboxFan:
+        number = cls.objects.count() + 1
+        suffix = get_random_string(22)
+        return cls.objects.create(
+            openid=f"oSBX{suffix}", unionid=f"uSBX{suffix}", nickname=f"新用户{number}号🙂"
+        )
+
+
+class AuthCode(models.Model):
+    code = models.CharField(max_length=64, unique=True, default=random_value)
+    fan = models.ForeignKey(SandboxFan, on_delete=models.CASCADE)
+    scope = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"code for {self.fan} ({self.scope})"
+
+
+class OAuthGrant(models.Model):
+    """A web-authorization access_token with its refresh_token."""
+
+    access_token = models.CharField(max_length=128, unique=True, default=random_value)
+    refresh_token = models.CharField(max_length=128, unique=True, default=random_value)
+    fan = models.ForeignKey(SandboxFan, on_delete=models.CASCADE)
+    scope = models.CharField(max_length=32)
+    expires_at = models.DateTimeField()
+    refresh_expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.scope} grant for {self.fan}"
+
+
+class PlatformToken(models.Model):
+    """A global access_token (cgi-bin/token or cgi-bin/stable_token)."""
+
+    class Kind(models.TextChoices):
+        TOKEN = "token"  # noqa: S105 (a kind of token, not a secret)
+        STABLE = "stable"
+
+    access_token = models.CharField(max_length=512, unique=True, default=random_value)
+    kind = models.CharField(max_length=8, choices=Kind)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    superseded_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} platform token of {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def usable_until(self):
+        if self.superseded_at is None:
+            return self.expires_at
+        return min(self.expires_at, self.superseded_at + PLATFORM_TOKEN_OVERLAP)
+
+
+class JsapiTicket(models.Model):
+    ticket = models.CharField(max_length=128, unique=True, default=random_value)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"jsapi_ticket until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Menu(models.Model):
+    """The account's custom menu; at most one row."""
+
+    button = models.JSONField()
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"menu of {len(self.button)} buttons"
+
+
+class Faults(models.Model):
+    """Latency and failures added to every sandbox API call; one row."""
+
+    latency_ms = models.PositiveIntegerField(default=0)
+    error_share = models.FloatField(default=0.0)
+    hang_share = models.FloatField(default=0.0)
+    hang_seconds = models.FloatField(default=30.0)
+
+    def __str__(self) -> str:
+        return f"+{self.latency_ms} ms, {self.error_share:.0%} errors, {self.hang_share:.0%} hangs"
+
+    @classmethod
+    def current(cls) -> Faults:
+        return cls.objects.get_or_create(pk=1)[0]

@@ -1,0 +1,158 @@
+"""The sandbox's cgi-bin API: platform token, custom menu and jsapi_ticket.
+
+Rules from shared/wechat-protocol.md sections 4 and 5.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from .api import CGI_CONTENT_TYPE, SandboxError, check_app, require, wechat_api
+from .models import TOKEN_LIFETIME, JsapiTicket, Menu, PlatformToken
+
+# stable_token hands out a new token this long before the old one expires.
+STABLE_RENEWAL = timedelta(minutes=5)
+# Menu limits; the errcode for each broken rule is the closest WeChat names
+# (40016-40027), but which number WeChat uses for which rule is UNCONFIRMED.
+MAX_BUTTONS, MAX_SUB_BUTTONS = 3, 5
+MAX_NAME_BYTES, MAX_SUB_NAME_BYTES, MAX_URL_BYTES = 16, 60, 1024
+
+
+def token_answer(token: PlatformToken) -> dict[str, Any]:
+    remaining = token.usable_until() - timezone.now()
+    return {"access_token": token.access_token, "expires_in": int(remaining.total_seconds())}
+
+
+def new_token(kind: str) -> PlatformToken:
+    """Issue a token; the previous one of its kind works for the overlap only."""
+    now = timezone.now()
+    PlatformToken.objects.filter(kind=kind, superseded_at=None).update(superseded_at=now)
+    return PlatformToken.objects.create(kind=kind, expires_at=now + TOKEN_LIFETIME)
+
+
+@require_GET
+@wechat_api(CGI_CONTENT_TYPE)
+def token(request: HttpRequest) -> dict[str, Any]:
+    """cgi-bin/token: every call makes a new token and retires the last."""
+    if request.GET.get("grant_type") != "client_credential":
+        raise SandboxError(40002, "invalid grant_type")
+    check_app(request.GET)
+    return token_answer(new_token(PlatformToken.Kind.TOKEN))
+
+
+@require_POST
+@wechat_api(CGI_CONTENT_TYPE)
+def stable_token(request: HttpRequest) -> dict[str, Any]:
+    """cgi-bin/stable_token: the same token until near its end, unless forced."""
+    try:
+        body = json.loads(request.body.decode("utf-8"))
+    except ValueError:
+        raise SandboxError(47001, "data format error") from None
+    if not isinstance(body, dict) or body.get("grant_type") != "client_credential":
+        raise SandboxError(40002, "invalid grant_type")
+    check_app(body)
+    with transaction.atomic():
+        current = (
+            PlatformToken.objects.select_for_update()
+            .filter(kind=PlatformToken.Kind.STABLE, superseded_at=None)
+            .first()
+        )
+        fresh = current and current.expires_at - timezone.now() > STABLE_RENEWAL
+        if body.get("force_refresh") is True or not fresh:
+            current = new_token(PlatformToken.Kind.STABLE)
+    return token_answer(current)
+
+
+def valid_platform_token(request: HttpRequest) -> PlatformToken:
+    value = require(request.GET, "access_token", 41001)
+    found = PlatformToken.objects.filter(access_token=value).first()
+    if found is None:
+        raise SandboxError(40014, "invalid access_token")
+    if found.usable_until() <= timezone.now():
+        if found.superseded_at is not None:
+            raise SandboxError(40001, "invalid credential, access_token is invalid or not latest")
+        raise SandboxError(42001, "access_token expired")
+    return found
+
+
+@require_GET
+@wechat_api(CGI_CONTENT_TYPE)
+def getticket(request: HttpRequest) -> dict[str, Any]:
+    valid_platform_token(request)
+    if request.GET.get("type") != "jsapi":
+        raise SandboxError(40097, "invalid args")
+    ticket = JsapiTicket.objects.create(expires_at=timezone.now() + TOKEN_LIFETIME)
+    expires_in = int(TOKEN_LIFETIME.total_seconds())
+    return {"errcode": 0, "errmsg": "ok", "ticket": ticket.ticket, "expires_in": expires_in}
+
+
+@require_POST
+@wechat_api(CGI_CONTENT_TYPE)
+def menu_create(request: HttpRequest) -> dict[str, Any]:
+    valid_platform_token(request)
+    if b"\\u" in request.body:
+        # Escaped Chinese (json.dumps' default ensure_ascii) is refused.
+        raise SandboxError(40033, "invalid charset. please check your request, \\uxxxx")
+    try:
+        buttons = json.loads(request.body.decode("utf-8"))["button"]
+    except (ValueError, KeyError, TypeError):
+        raise SandboxError(47001, "data format error") from None
+    validate_menu(buttons)
+    Menu.objects.all().delete()
+    Menu.objects.create(button=buttons)
+    return {"errcode": 0, "errmsg": "ok"}
+
+
+def validate_menu(buttons: Any) -> None:
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= MAX_BUTTONS:
+        raise SandboxError(40016, "invalid button size")
+    for button in buttons:
+        validate_button(button, MAX_NAME_BYTES)
+        subs = button.get("sub_button")
+        if subs is None:
+            continue
+        if not isinstance(subs, list) or not 1 <= len(subs) <= MAX_SUB_BUTTONS:
+            raise SandboxError(40023, "invalid sub button size")
+        for sub in subs:
+            validate_button(sub, MAX_SUB_NAME_BYTES, sub_button=True)
+
+
+def validate_button(button: Any, max_name_bytes: int, *, sub_button: bool = False) -> None:
+    if not isinstance(button, dict):
+        raise SandboxError(47001, "data format error")
+    name_bytes = len(str(button.get("name", "")).encode())
+    if not 1 <= name_bytes <= max_name_bytes:
+        raise SandboxError(40025 if sub_button else 40018, "invalid button name size")
+    if "sub_button" in button and not sub_button:
+        return
+    if button.get("type") == "view":
+        url_bytes = len(str(button.get("url", "")).encode())
+        if not 1 <= url_bytes <= MAX_URL_BYTES:
+            raise SandboxError(40027 if sub_button else 40022, "invalid button url size")
+    elif not button.get("type"):
+        raise SandboxError(40024 if sub_button else 40017, "invalid button type")
+
+
+@require_GET
+@wechat_api(CGI_CONTENT_TYPE)
+def menu_get(request: HttpRequest) -> dict[str, Any]:
+    valid_platform_token(request)
+    menu = Menu.objects.first()
+    if menu is None:
+        raise SandboxError(46003, "menu no exist")
+    return {"menu": {"button": menu.button}}
+
+
+@require_GET
+@wechat_api(CGI_CONTENT_TYPE)
+def menu_delete(request: HttpRequest) -> dict[str, Any]:
+    valid_platform_token(request)
+    Menu.objects.all().delete()
+    return {"errcode": 0, "errmsg": "ok"}

@@ -1,0 +1,25 @@
+"""Both WeChat hosts under /sandbox/: open.weixin.qq.com and api.weixin.qq.com."""
+
+from django.urls import path
+
+from . import console, oauth, platform
+
+urlpatterns = [
+    path("", console.index, name="sandbox-index"),
+    path("faults", console.faults, name="sandbox-faults"),
+    path("phone", oauth.phone, name="sandbox-phone"),
+    path("mmopen/<str:openid>/132", oauth.avatar, name="sandbox-avatar"),
+    # open.weixin.qq.com
+    path("connect/oauth2/authorize", oauth.authorize, name="sandbox-authorize"),
+    # api.weixin.qq.com
+    path("sns/oauth2/access_token", oauth.access_token),
+    path("sns/oauth2/refresh_token", oauth.refresh_token),
+    path("sns/auth", oauth.auth),
+    path("sns/userinfo", oauth.userinfo),
+    path("cgi-bin/token", platform.token),
+    path("cgi-bin/stable_token", platform.stable_token),
+    path("cgi-bin/menu/create", platform.menu_create),
+    path("cgi-bin/menu/get", platform.menu_get),
+    path("cgi-bin/menu/delete", platform.menu_delete),
+    path("cgi-bin/ticket/getticket", platform.getticket),
+]
