@@ -13,7 +13,7 @@ export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_DONT_LOAD_ENV := 1
 export PIPENV_VERBOSITY := -1
 
-.PHONY: install run test lint fmt
+.PHONY: install browser run test lint fmt
 
 .venv/.installed: Pipfile.lock
 	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -21,6 +21,15 @@ export PIPENV_VERBOSITY := -1
 	touch $@
 
 install: .venv/.installed
+
+# Debian's Chromium for the browser tests (Playwright cannot download its own
+# here), with fonts so that screenshots show Chinese and emoji.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei fonts-noto-color-emoji
+browser:
+	@if ! dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	    else echo "Not root: install $(BROWSER_PACKAGES) with apt-get, or the browser tests skip."; fi; \
+	fi
 
 .env:
 	cp .env.example .env
@@ -38,7 +47,7 @@ run: install .env
 
 # Lint, then the whole suite on SQLite, then the database tests again on
 # PostgreSQL (they skip, with the reason, when it is not answering).
-test: install
+test: install browser
 	$(PIPENV) run ruff check .
 	$(PIPENV) run ruff format --check .
 	$(PIPENV) run python manage.py makemigrations --check --dry-run --settings=tests.settings

@@ -1,0 +1,250 @@
+"""End to end in headless Chromium: a phone in WeChat, xgc and the sandbox.
+
+xgc runs in its own process on 127.0.0.1 with the sandbox standing in for
+WeChat. Each test saves a screenshot of every page it reaches under
+test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from .conftest import IN_CI
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.browser
+
+PROJECT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
+CHROMIUM = os.environ.get("XGC_CHROMIUM", "/usr/bin/chromium")
+# The user agent of WeChat's browser on an iPhone: pages see MicroMessenger.
+WECHAT_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) NetType/WIFI"
+)
+# Without these Chromium reaches for Google's hosts, which this network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_SECONDS = 30
+SANDBOX_FANS = {
+    "first": "小鸡炖蘑菇🍄",
+    "refuses": "阿强😎",
+    "loses cookies": "Lily 莉莉🌸",
+    "replays": "一只特别特别长昵称的测试用户🐢🐢",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def xgc_server(tmp_path_factory):
+    """Serve xgc with the sandbox on 127.0.0.1, in a process of its own."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ} | {
+        "XGC_DOTENV": "",
+        "DEBUG": "1",
+        "WECHAT_SANDBOX": "1",
+        "APP_ID": "wx0123456789abcdef",
+        "APP_SECRET": "0123456789abcdef0123456789abcdef",
+        "REDIRECT_URL": f"{base}/wechat/authorize/",
+        "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('xgc') / 'db.sqlite3'}",
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run(
+        [*manage, "migrate", "--no-input"], cwd=PROJECT, env=env, check=True, capture_output=True
+    )
+    server = subprocess.Popen(
+        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_listening(port, server)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def wait_until_listening(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"xgc exited with {server.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)  # a readiness poll, bounded by the deadline
+    pytest.fail(f"xgc did not listen on port {port} within {SERVER_START_SECONDS} s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM):
+        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(f"Chromium must be available when CI=true: {reason}")
+        pytest.skip(reason)
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Phone:
+    """One phone: a browser context with WeChat's user agent and a phone screen."""
+
+    def __init__(self, browser, base: str, name: str):
+        self.context = browser.new_context(
+            base_url=base,
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            user_agent=WECHAT_USER_AGENT,
+            locale="zh-CN",
+        )
+        self.page = self.context.new_page()
+        self.name = name
+        self.shots = 0
+
+    def shot(self, what: str) -> None:
+        self.shots += 1
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / f"{self.name}-{self.shots:02d}-{what}.png")
+
+    def text(self) -> str:
+        return self.page.inner_text("body")
+
+    def hold_as(self, nickname: str) -> None:
+        """Answer the sandbox's question: this test fan holds the phone."""
+        assert "谁在使用这部手机" in self.text()
+        self.shot("sandbox-choose-fan")
+        self.page.get_by_role("button", name=nickname).click()
+
+    def consent_and_register(self) -> None:
+        assert "你还未进行信息认证" in self.text()
+        self.shot("register")
+        self.page.get_by_role("link", name="去认证").click()
+        assert "xgc 申请获得以下权限" in self.text()
+        self.shot("sandbox-consent")
+
+
+@pytest.fixture
+def phone(request, browser, xgc_server):
+    phone = Phone(browser, xgc_server, request.node.name)
+    yield phone
+    phone.context.close()
+
+
+def test_first_visit_with_consent_then_a_silent_return(phone):
+    nickname = SANDBOX_FANS["first"]
+    phone.page.goto("/")
+    phone.hold_as(nickname)
+    phone.consent_and_register()
+    phone.page.get_by_role("button", name="允许").click()
+    assert f"你好，{nickname}" in phone.text()
+    avatar = phone.page.locator("img.profile__avatar")
+    assert avatar.evaluate("image => image.complete && image.naturalWidth > 0")
+    phone.shot("home")
+
+    phone.context.clear_cookies(name="fanid")
+    pages_shown = []
+    phone.page.on("load", lambda page: pages_shown.append(urlsplit(page.url).path))
+    phone.page.goto("/")
+    assert f"你好，{nickname}" in phone.text()
+    assert pages_shown == ["/"]  # every other hop was a redirect
+    phone.shot("home-again")
+
+
+def test_a_fan_who_refuses_sees_a_friendly_page(phone):
+    phone.page.goto("/")
+    phone.hold_as(SANDBOX_FANS["refuses"])
+    phone.consent_and_register()
+    phone.page.get_by_role("button", name="拒绝").click()
+    assert "你已取消授权" in phone.text()
+    assert urlsplit(phone.page.url).path == "/wechat/authorize/"
+    phone.shot("refused")
+
+
+def test_cookies_lost_during_consent_restart_the_flow_silently(phone):
+    phone.page.goto("/wechat/login/?scope=snsapi_userinfo")
+    phone.hold_as(SANDBOX_FANS["loses cookies"])
+    assert "xgc 申请获得以下权限" in phone.text()
+    phone.context.clear_cookies(name="wechat_flow")
+    phone.page.get_by_role("button", name="允许").click()
+    # The callback could not be tied to this browser: one silent restart.
+    assert "你还未进行信息认证" in phone.text()
+    assert "登录未完成" not in phone.text()
+    phone.shot("register-after-restart")
+
+
+def test_a_code_used_elsewhere_restarts_once_and_signs_in(phone, xgc_server):
+    nickname = SANDBOX_FANS["replays"]
+    phone.page.goto("/")
+    phone.hold_as(nickname)
+    phone.consent_and_register()
+    phone.page.get_by_role("button", name="允许").click()
+    assert f"你好，{nickname}" in phone.text()
+    phone.context.clear_cookies(name="fanid")
+
+    # Consent again, but let someone else exchange the code first, as a
+    # double redirect or a shared link would.
+    phone.page.goto("/wechat/login/?scope=snsapi_userinfo")
+    burnt = []
+
+    def use_the_code_first(route):
+        answer = route.fetch(max_redirects=0)
+        callback = answer.headers["location"]
+        code = parse_qs(urlsplit(callback).query)["code"][0]
+        burnt.append(exchange(xgc_server, code))
+        route.fulfill(response=answer)
+
+    phone.page.route(re.compile(r"/sandbox/connect/oauth2/authorize\?"), use_the_code_first)
+    phone.page.get_by_role("button", name="允许").click()
+    assert "access_token" in burnt[0]
+    # xgc got 40163, restarted once with snsapi_base, and signed the fan in.
+    assert f"你好，{nickname}" in phone.text()
+    phone.shot("home-after-replayed-code")
+
+
+def exchange(base: str, code: str) -> dict:
+    """Exchange a code at the sandbox directly, as a second party would."""
+    answer = requests.get(
+        f"{base}/sandbox/sns/oauth2/access_token",
+        params={
+            "appid": "wx0123456789abcdef",
+            "secret": "0123456789abcdef0123456789abcdef",
+            "code": code,
+            "grant_type": "authorization_code",
+        },
+        timeout=10,
+    )
+    return answer.json()
