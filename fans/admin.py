@@ -9,9 +9,9 @@ admin.site.site_title = "xgc"
 
 @admin.register(FansProfile)
 class FansProfileAdmin(admin.ModelAdmin):
-    list_display = ["avatar", "nickname", "openid", "created_at", "last_login_at"]
+    list_display = ["avatar", "nickname", "openid", "subscribed", "created_at", "last_login_at"]
     list_display_links = ["avatar", "nickname"]
-    list_filter = ["created_at", "last_login_at", "sex"]
+    list_filter = ["subscribed", "created_at", "last_login_at", "sex"]
     search_fields = ["nickname", "openid", "unionid"]
     ordering = ["-created_at"]
     date_hierarchy = "created_at"
@@ -32,6 +32,8 @@ class FansProfileAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "last_login_at",
+        "subscribed",
+        "subscription_changed_at",
     ]
     fields = readonly_fields
 

@@ -32,6 +32,9 @@ class FansProfile(models.Model):
     created_at = models.DateTimeField("首次授权", auto_now_add=True)
     updated_at = models.DateTimeField("资料更新", auto_now=True)
     last_login_at = models.DateTimeField("最近登录", null=True, blank=True)
+    # NULL until WeChat pushes a follow or unfollow event for this fan.
+    subscribed = models.BooleanField("已关注", null=True, blank=True)
+    subscription_changed_at = models.DateTimeField("关注状态变更", null=True, blank=True)
 
     class Meta:
         verbose_name = "粉丝"
@@ -63,6 +66,23 @@ class FansProfile(models.Model):
                 "last_login_at": timezone.now(),
             },
         )
+        return fan
+
+    @classmethod
+    def record_subscription(cls, openid: str, subscribed: bool) -> FansProfile:
+        """Record a follow or unfollow event, adding a bare row for a new openid.
+
+        A bare row has no userinfo, so the fan still has to consent before
+        signing in (``fans.services.fan_for_token``).
+        """
+        now = timezone.now()
+        fan, created = cls.objects.get_or_create(
+            openid=openid, defaults={"subscribed": subscribed, "subscription_changed_at": now}
+        )
+        if not created:
+            fan.subscribed, fan.subscription_changed_at = subscribed, now
+            # Following is not a profile change: leave updated_at alone.
+            fan.save(update_fields=["subscribed", "subscription_changed_at"])
         return fan
 
     def record_login(self) -> None:

@@ -31,13 +31,26 @@ def test_search_by_nickname_openid_or_unionid(admin_client, fans, term):
     assert "大白菜" not in body
 
 
+def test_filter_by_follow_state(admin_client, fans):
+    FansProfile.record_subscription("oFAN1", subscribed=True)
+    assert (
+        'href="?subscribed__exact=1"'
+        in admin_client.get("/admin/fans/fansprofile/").content.decode()
+    )
+    body = admin_client.get("/admin/fans/fansprofile/", {"subscribed__exact": "1"}).content.decode()
+    assert "小鸡炖蘑菇🍄" in body
+    assert "大白菜" not in body
+
+
 def test_wechat_fields_are_read_only(admin_client, fans):
     url = f"/admin/fans/fansprofile/{fans[0].pk}/change/"
     body = admin_client.get(url).content.decode()
     assert 'name="nickname"' not in body
-    admin_client.post(url, {"nickname": "改过的"})
+    assert 'name="subscribed"' not in body
+    admin_client.post(url, {"nickname": "改过的", "subscribed": "true"})
     fans[0].refresh_from_db()
     assert fans[0].nickname == "小鸡炖蘑菇🍄"
+    assert fans[0].subscribed is None
 
 
 def test_fans_cannot_be_added_by_hand(admin_client):
