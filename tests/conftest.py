@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -92,6 +93,16 @@ def redis_url(settings) -> str:
     cache.clear()
     yield TEST_REDIS_URL
     cache.clear()
+
+
+@pytest.fixture
+def unreachable_redis(settings) -> int:
+    """Point the cache at a loopback port that nothing listens on; return it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {"default": redis_cache(f"redis://127.0.0.1:{port}/0")}
+    return port
 
 
 def fixture(name: str) -> dict[str, Any]:

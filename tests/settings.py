@@ -18,6 +18,7 @@ ALLOWED_HOSTS = ["testserver", "xgc.example.com"]
 DATABASES = {
     "default": dj_database_url.parse(os.environ.get("XGC_TEST_DATABASE_URL", "sqlite://:memory:"))
 }
+REDIS_URL = ""
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

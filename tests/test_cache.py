@@ -1,7 +1,6 @@
 """OAuth tokens are cached per fan; a Redis outage does not stop sign-in."""
 
 import logging
-import socket
 
 import pytest
 
@@ -9,7 +8,6 @@ from django.core.cache import cache
 
 from fans.models import FansProfile
 from fans.services import TOKEN_EXPIRY_MARGIN, oauth_token_cache_key
-from xgc.settings import redis_cache
 
 from .conftest import answer, start_login, token_answer, userinfo_answer
 
@@ -34,16 +32,6 @@ def test_tokens_are_cached_in_redis_per_openid_until_shortly_before_expiry(
     assert token.access_token == "ACCESS_TOKEN_OF_FAN"
     assert 7200 - TOKEN_EXPIRY_MARGIN - 5 <= ttl <= 7200 - TOKEN_EXPIRY_MARGIN
     assert cache.get(oauth_token_cache_key("oFAN2")) is None
-
-
-@pytest.fixture
-def unreachable_redis(settings):
-    """A Redis URL on a loopback port that nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings.CACHES = {"default": redis_cache(f"redis://127.0.0.1:{port}/0")}
-    return port
 
 
 def test_fans_still_sign_in_when_redis_is_unreachable(

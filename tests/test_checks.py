@@ -142,3 +142,18 @@ def test_check_deploy_flags_a_development_env_file(tmp_path):
     result = run_manage("check", "--deploy", env_file=str(env))
     for check_id in ("security.W018", "fans.W101", "fans.W102", "fans.W103"):
         assert check_id in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0", "None False"), ("1", "('HTTP_X_FORWARDED_PROTO', 'https') True")]
+)
+def test_trust_x_forwarded_turns_on_both_proxy_settings(env_file, value, expected):
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER, settings.USE_X_FORWARDED_HOST)",
+        env_file=env_file,
+        TRUST_X_FORWARDED=value,
+    )
+    assert result.stdout.strip() == expected

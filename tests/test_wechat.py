@@ -1,5 +1,6 @@
 """xgc.wechat: the authorize URL and the /sns/* client."""
 
+import json
 import logging
 import threading
 
@@ -145,13 +146,13 @@ def test_every_call_carries_the_configured_timeout(wechat_api, settings, monkeyp
     settings.WECHAT_HTTP_TIMEOUT = 2.5
     answer(wechat_api, "/sns/userinfo", userinfo_answer("oFAN1"))
     seen = []
-    real_get = requests.Session.get
+    real_request = requests.Session.request
 
-    def recording_get(self, url, **kwargs):
+    def recording_request(self, method, url, **kwargs):
         seen.append(kwargs.get("timeout"))
-        return real_get(self, url, **kwargs)
+        return real_request(self, method, url, **kwargs)
 
-    monkeypatch.setattr(requests.Session, "get", recording_get)
+    monkeypatch.setattr(requests.Session, "request", recording_request)
     wechat.get_user_info(a_token())
     assert seen == [2.5]
 
@@ -194,3 +195,17 @@ def test_one_session_per_thread_is_reused():
     thread.join()
     assert first is second
     assert other[0] is not first
+
+
+def test_stable_token_posts_raw_json_with_the_secret(wechat_api):
+    call = wechat_api.post(
+        API + "/cgi-bin/stable_token",
+        json={"access_token": "PLATFORM_TOKEN", "expires_in": 7200},
+    )
+    assert wechat.fetch_stable_token()["access_token"] == "PLATFORM_TOKEN"
+    assert json.loads(call.calls[0].request.body) == {
+        "grant_type": "client_credential",
+        "appid": "wx1234567890abcdef",
+        "secret": SECRET,
+        "force_refresh": False,
+    }

@@ -113,16 +113,32 @@ def authorize_url(*, redirect_uri: str, scope: str, state: str) -> str:
     )
 
 
-@sensitive_variables("params")
-def _get(path: str, params: dict[str, str]) -> dict[str, Any]:
-    """GET a WeChat API path; return its JSON or raise WeChatError.
+@sensitive_variables("params", "body")
+def _call(
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Call a WeChat API path; return its JSON or raise WeChatError.
 
     Errors are raised ``from None``: requests' own exceptions quote the URL,
     and the URL of a token exchange carries the app secret.
     """
     url = settings.WECHAT_API_BASE_URL.rstrip("/") + path
+    # Raw UTF-8: WeChat refuses \uXXXX escapes with 40033.
+    data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+    headers = None if body is None else {"Content-Type": "application/json"}
     try:
-        response = _session().get(url, params=params, timeout=settings.WECHAT_HTTP_TIMEOUT)
+        response = _session().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            timeout=settings.WECHAT_HTTP_TIMEOUT,
+        )
     except requests.Timeout:
         raise WeChatError(None, f"{path} timed out") from None
     except requests.RequestException as exc:
@@ -157,9 +173,10 @@ def fetch_access_token(code: str, *, requested_scope: str) -> OAuthToken:
     A code works once, for five minutes; never retry it.
     https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsaccesstoken
     """
-    data = _get(
+    data = _call(
+        "GET",
         "/sns/oauth2/access_token",
-        {
+        params={
             "appid": settings.APP_ID,
             "secret": settings.APP_SECRET,
             "code": code,
@@ -175,9 +192,10 @@ def refresh_access_token(token: OAuthToken) -> OAuthToken:
 
     https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsrefreshtoken
     """
-    data = _get(
+    data = _call(
+        "GET",
         "/sns/oauth2/refresh_token",
-        {
+        params={
             "appid": settings.APP_ID,
             "grant_type": "refresh_token",
             "refresh_token": token.refresh_token,
@@ -193,7 +211,11 @@ def check_access_token(token: OAuthToken) -> bool:
     https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsauth
     """
     try:
-        _get("/sns/auth", {"access_token": token.access_token, "openid": token.openid})
+        _call(
+            "GET",
+            "/sns/auth",
+            params={"access_token": token.access_token, "openid": token.openid},
+        )
     except WeChatError as error:
         if error.errcode is None:
             raise
@@ -207,10 +229,32 @@ def get_user_info(token: OAuthToken, *, lang: str = "zh_CN") -> dict[str, Any]:
 
     https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsuserinfo
     """
-    data = _get(
+    data = _call(
+        "GET",
         "/sns/userinfo",
-        {"access_token": token.access_token, "openid": token.openid, "lang": lang},
+        params={"access_token": token.access_token, "openid": token.openid, "lang": lang},
     )
     if "openid" not in data:
         raise WeChatError(None, "/sns/userinfo answered without openid")
     return data
+
+
+@sensitive_variables()
+def fetch_stable_token() -> dict[str, Any]:
+    """Return the platform access_token from cgi-bin/stable_token, normal mode.
+
+    Normal mode hands every caller the same token, so asking never breaks a
+    token another process is using. The caller's IP must be on the account's
+    whitelist (40164 otherwise).
+    https://developers.weixin.qq.com/doc/service/api/base/api_getstableaccesstoken
+    """
+    return _call(
+        "POST",
+        "/cgi-bin/stable_token",
+        body={
+            "grant_type": "client_credential",
+            "appid": settings.APP_ID,
+            "secret": settings.APP_SECRET,
+            "force_refresh": False,
+        },
+    )
