@@ -5,7 +5,7 @@ PYTHON ?= python3
 PIPENV := $(PYTHON) -m pipenv
 ADDR ?= 127.0.0.1:8000
 # Where `make test` finds PostgreSQL for its second pass.
-XGC_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 # The virtualenv lives in .venv; settings.py reads .env itself, so pipenv
 # must not export it into the tests' environment.
@@ -51,8 +51,8 @@ test: install browser
 	$(PIPENV) run ruff check .
 	$(PIPENV) run ruff format --check .
 	$(PIPENV) run python manage.py makemigrations --check --dry-run --settings=tests.settings
-	$(PIPENV) run pytest -m "not postgres"
-	XGC_TEST_DATABASE_URL=$(XGC_TEST_DATABASE_URL) $(PIPENV) run pytest -m "django_db or postgres"
+	env -u XGC_TEST_DATABASE_URL $(PIPENV) run pytest -m "not postgres"
+	XGC_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PIPENV) run pytest -m "django_db or postgres"
 
 lint: install
 	$(PIPENV) run ruff check .
