@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,9 +27,23 @@ from django.db import connection
 from xgc.settings import redis_cache
 
 FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
 API = "https://api.weixin.qq.com"
 TEST_REDIS_URL = os.environ.get("XGC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def run_manage(*args, env_file: str, **env: str) -> subprocess.CompletedProcess:
+    """Run manage.py in a fresh process that reads settings from env_file."""
+    base = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=base | {"XGC_DOTENV": env_file, "DJANGO_SETTINGS_MODULE": "xgc.settings"} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def service_missing(what: str, reason: str) -> None:

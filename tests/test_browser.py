@@ -14,19 +14,17 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from .conftest import IN_CI
+from .conftest import IN_CI, PROJECT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
-PROJECT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("XGC_CHROMIUM", "/usr/bin/chromium")
 # The user agent of WeChat's browser on an iPhone: pages see MicroMessenger.

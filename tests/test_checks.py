@@ -1,15 +1,10 @@
 """Settings from .env and the system checks that explain bad ones."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from fans.checks import check_deployment, check_wechat_settings
 
-PROJECT = Path(__file__).resolve().parent.parent
+from .conftest import PROJECT, run_manage
 
 
 def ids(messages):
@@ -58,19 +53,6 @@ def test_deploy_checks_flag_development_values(settings):
 
 def test_deploy_checks_pass_a_production_configuration():
     assert check_deployment() == []
-
-
-def run_manage(*args, env_file: str, **env: str) -> subprocess.CompletedProcess:
-    """Run manage.py in a fresh process that reads settings from env_file."""
-    base = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env=base | {"XGC_DOTENV": env_file, "DJANGO_SETTINGS_MODULE": "xgc.settings"} | env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture
@@ -138,7 +120,7 @@ def test_redis_url_selects_django_redis_that_ignores_outages(env_file):
 def test_check_deploy_flags_a_development_env_file(tmp_path):
     """DEBUG on, the built-in SECRET_KEY and an http REDIRECT_URL are all reported."""
     env = tmp_path / ".env"
-    env.write_text(Path(PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    env.write_text((PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
     result = run_manage("check", "--deploy", env_file=str(env))
     for check_id in ("security.W018", "fans.W101", "fans.W102", "fans.W103"):
         assert check_id in result.stderr

@@ -12,7 +12,7 @@ from xgc.sandbox import api
 from xgc.sandbox.checks import check_sandbox_only_while_debugging
 from xgc.sandbox.models import AuthCode, Faults, PlatformToken, SandboxFan
 
-from .conftest import redirect_query
+from .conftest import redirect_query, run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -337,3 +337,47 @@ def test_sandbox_is_refused_with_debug_off_unless_forced(settings):
     assert [error.id for error in check_sandbox_only_while_debugging()] == ["sandbox.E001"]
     settings.WECHAT_SANDBOX_FORCE = True
     assert check_sandbox_only_while_debugging() == []
+
+
+def test_sandbox_with_debug_off_is_reported_and_not_mounted(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "DEBUG=0\nSECRET_KEY=a-long-enough-secret-for-this-test\nWECHAT_SANDBOX=1\n"
+        "APP_ID=wxaaaaaaaaaaaaaaaa\nAPP_SECRET=s\n"
+        "REDIRECT_URL=https://xgc.example.com/wechat/authorize/\n",
+        encoding="utf-8",
+    )
+    checked = run_manage("check", env_file=str(env_file))
+    mounted = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.urls import resolve, Resolver404\n"
+        "try:\n    resolve('/sandbox/')\n    print('mounted')\n"
+        "except Resolver404:\n    print('absent')",
+        env_file=str(env_file),
+    )
+    assert checked.returncode == 1
+    assert "sandbox.E001" in checked.stderr
+    assert mounted.stdout.strip() == "absent"
+
+
+def test_sandbox_serves_both_hosts_on_redirect_urls_host(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "DEBUG=1\nWECHAT_SANDBOX=1\nREDIRECT_URL=http://127.0.0.1:8000/wechat/authorize/\n",
+        encoding="utf-8",
+    )
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.WECHAT_OPEN_BASE_URL, s.WECHAT_API_BASE_URL, s.WECHAT_SANDBOX_OAUTH_DOMAIN)",
+        env_file=str(env_file),
+    )
+    assert result.stdout.split() == [
+        "http://127.0.0.1:8000/sandbox",
+        "http://127.0.0.1:8000/sandbox",
+        "127.0.0.1:8000",
+    ]
