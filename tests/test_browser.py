@@ -154,6 +154,14 @@ class Phone:
         assert "xgc 申请获得以下权限" in self.text()
         self.shot("sandbox-consent")
 
+    def sign_up(self, nickname: str) -> None:
+        """Walk a new fan from the home link through consent to their page."""
+        self.page.goto("/")
+        self.hold_as(nickname)
+        self.consent_and_register()
+        self.page.get_by_role("button", name="允许").click()
+        assert f"你好，{nickname}" in self.text()
+
 
 @pytest.fixture
 def phone(request, browser, xgc_server):
@@ -164,11 +172,7 @@ def phone(request, browser, xgc_server):
 
 def test_first_visit_with_consent_then_a_silent_return(phone):
     nickname = SANDBOX_FANS["first"]
-    phone.page.goto("/")
-    phone.hold_as(nickname)
-    phone.consent_and_register()
-    phone.page.get_by_role("button", name="允许").click()
-    assert f"你好，{nickname}" in phone.text()
+    phone.sign_up(nickname)
     avatar = phone.page.locator("img.profile__avatar")
     assert avatar.evaluate("image => image.complete && image.naturalWidth > 0")
     phone.shot("home")
@@ -206,11 +210,7 @@ def test_cookies_lost_during_consent_restart_the_flow_silently(phone):
 
 def test_a_code_used_elsewhere_restarts_once_and_signs_in(phone, xgc_server):
     nickname = SANDBOX_FANS["replays"]
-    phone.page.goto("/")
-    phone.hold_as(nickname)
-    phone.consent_and_register()
-    phone.page.get_by_role("button", name="允许").click()
-    assert f"你好，{nickname}" in phone.text()
+    phone.sign_up(nickname)
     phone.context.clear_cookies(name="fanid")
 
     # Consent again, but let someone else exchange the code first, as a
