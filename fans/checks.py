@@ -69,6 +69,14 @@ def check_wechat_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
                 id="fans.E006",
             )
         )
+    if settings.WECHAT_TOKEN_ENDPOINT not in ("stable_token", "token"):
+        errors.append(
+            checks.Error(
+                f"WECHAT_TOKEN_ENDPOINT {settings.WECHAT_TOKEN_ENDPOINT!r} is neither stable_token nor token.",
+                hint=ENV_HINT.format(key="WECHAT_TOKEN_ENDPOINT"),
+                id="fans.E008",
+            )
+        )
     for key, problem in settings.XGC_INVALID_SETTINGS.items():
         errors.append(
             checks.Error(

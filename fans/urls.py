@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import server, views
+from . import jssdk, server, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -9,5 +9,6 @@ urlpatterns = [
     re_path(r"^wechat/?$", server.wechat_server, name="wechat-server"),
     path("wechat/login/", views.login, name="wechat-login"),
     path("wechat/authorize/", views.web_authorization, name="wechat-authorize"),
+    path("wechat/jssdk/config", jssdk.config, name="wechat-jssdk-config"),
     re_path(r"^MP_verify_(?P<code>[A-Za-z0-9]+)\.txt$", server.mp_verify, name="wechat-mp-verify"),
 ]

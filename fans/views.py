@@ -34,6 +34,8 @@ FLOW_MAX_AGE = 600
 # shows a page instead of looping. It survives lost cookies: WeChat keeps the
 # redirect_uri's query.
 RESTARTED_PARAM = "restarted"
+# WeChat serves its JS-SDK only from its own CDN (protocol notes section 8).
+JSSDK_SCRIPT = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
 
 
 def safe_next(value: str | None) -> str:
@@ -201,4 +203,5 @@ web_authorization = WebAuthorizationView.as_view()
 @fan_required
 def home(request: HttpRequest) -> HttpResponse:
     """Greet the signed-in fan."""
-    return render(request, "fans/home.html", {"fan": request.fan})
+    context = {"fan": request.fan, "jssdk_script": JSSDK_SCRIPT}
+    return render(request, "fans/home.html", context)

@@ -29,6 +29,7 @@ REDIRECT_URL = "https://xgc.example.com/wechat/authorize/"
 WECHAT_OPEN_BASE_URL = "https://open.weixin.qq.com"
 WECHAT_API_BASE_URL = "https://api.weixin.qq.com"
 WECHAT_HTTP_TIMEOUT = 5.0
+WECHAT_TOKEN_ENDPOINT = "stable_token"
 FAN_COOKIE_MAX_AGE = 3600
 XGC_INVALID_SETTINGS = {}
 

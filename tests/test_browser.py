@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+
+from xgc.sandbox.process import SANDBOX_APP, sandbox_server
 
 from .conftest import IN_CI, PROJECT
 
@@ -42,7 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SERVER_START_SECONDS = 30
 SANDBOX_FANS = {
     "first": "小鸡炖蘑菇🍄",
     "refuses": "阿强😎",
@@ -51,56 +48,11 @@ SANDBOX_FANS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def xgc_server(tmp_path_factory):
+def xgc_server():
     """Serve xgc with the sandbox on 127.0.0.1, in a process of its own."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ} | {
-        "XGC_DOTENV": "",
-        "DEBUG": "1",
-        "WECHAT_SANDBOX": "1",
-        "APP_ID": "wx0123456789abcdef",
-        "APP_SECRET": "0123456789abcdef0123456789abcdef",
-        "REDIRECT_URL": f"{base}/wechat/authorize/",
-        "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('xgc') / 'db.sqlite3'}",
-    }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run(
-        [*manage, "migrate", "--no-input"], cwd=PROJECT, env=env, check=True, capture_output=True
-    )
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_listening(port, server)
+    with sandbox_server() as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def wait_until_listening(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"xgc exited with {server.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)  # a readiness poll, bounded by the deadline
-    pytest.fail(f"xgc did not listen on port {port} within {SERVER_START_SECONDS} s")
 
 
 @pytest.fixture(scope="module")
@@ -170,12 +122,35 @@ def phone(request, browser, xgc_server):
     phone.context.close()
 
 
+# Stands in for WeChat's JS-SDK script, which is only on WeChat's CDN: it
+# records what the page hands to wx.config and to the share API.
+FAKE_JSSDK = """
+window.recorded = {};
+window.wx = {
+  config: function (config) { window.recorded.config = config; },
+  ready: function (callback) { callback(); },
+  updateAppMessageShareData: function (share) { window.recorded.share = share; },
+};
+"""
+
+
 def test_first_visit_with_consent_then_a_silent_return(phone):
+    phone.page.route(
+        "https://res.wx.qq.com/**",
+        lambda route: route.fulfill(body=FAKE_JSSDK, content_type="text/javascript"),
+    )
     nickname = SANDBOX_FANS["first"]
     phone.sign_up(nickname)
     avatar = phone.page.locator("img.profile__avatar")
     assert avatar.evaluate("image => image.complete && image.naturalWidth > 0")
     phone.shot("home")
+    phone.page.wait_for_function("() => window.recorded && window.recorded.share")
+    recorded = phone.page.evaluate("() => window.recorded")
+    assert recorded["config"]["appId"] == SANDBOX_APP["APP_ID"]
+    assert re.fullmatch(r"[0-9a-f]{40}", recorded["config"]["signature"])
+    assert recorded["config"]["jsApiList"] == ["updateAppMessageShareData"]
+    assert recorded["share"]["title"] == f"{nickname}的主页"
+    assert recorded["share"]["link"] == phone.page.url.split("#")[0]
 
     phone.context.clear_cookies(name="fanid")
     pages_shown = []
@@ -238,8 +213,8 @@ def exchange(base: str, code: str) -> dict:
     answer = requests.get(
         f"{base}/sandbox/sns/oauth2/access_token",
         params={
-            "appid": "wx0123456789abcdef",
-            "secret": "0123456789abcdef0123456789abcdef",
+            "appid": SANDBOX_APP["APP_ID"],
+            "secret": SANDBOX_APP["APP_SECRET"],
             "code": code,
             "grant_type": "authorization_code",
         },

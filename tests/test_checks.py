@@ -27,6 +27,7 @@ def test_test_settings_pass_every_check():
         ("WECHAT_API_BASE_URL", "api.weixin.qq.com", "fans.E005"),
         ("TOKEN", "no spaces allowed", "fans.E006"),
         ("TOKEN", "ab", "fans.E006"),
+        ("WECHAT_TOKEN_ENDPOINT", "client_credential", "fans.E008"),
         (
             "XGC_INVALID_SETTINGS",
             {"WECHAT_HTTP_TIMEOUT": "'soon' is not a positive float"},

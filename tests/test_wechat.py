@@ -202,7 +202,7 @@ def test_stable_token_posts_raw_json_with_the_secret(wechat_api):
         API + "/cgi-bin/stable_token",
         json={"access_token": "PLATFORM_TOKEN", "expires_in": 7200},
     )
-    assert wechat.fetch_stable_token()["access_token"] == "PLATFORM_TOKEN"
+    assert wechat.fetch_stable_token().value == "PLATFORM_TOKEN"
     assert json.loads(call.calls[0].request.body) == {
         "grant_type": "client_credential",
         "appid": "wx1234567890abcdef",

@@ -154,6 +154,8 @@ if REDIS_URL:
     CACHES = {"default": redis_cache(REDIS_URL)}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Keeps apart the keys of several xgc deployments (or a benchmark) on one Redis.
+CACHES["default"]["KEY_PREFIX"] = _env("CACHE_KEY_PREFIX")
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # SECURITY
@@ -218,6 +220,10 @@ WECHAT_API_BASE_URL = _env(
 if WECHAT_SANDBOX:
     INSTALLED_APPS.append("xgc.sandbox")
 WECHAT_HTTP_TIMEOUT = _env_number("WECHAT_HTTP_TIMEOUT", 5.0, float)
+# How the platform token is fetched: "stable_token" (shares one token with
+# anything else using the account) or "token" (cgi-bin/token, which retires
+# the previous token whenever it is called).
+WECHAT_TOKEN_ENDPOINT = _env("WECHAT_TOKEN_ENDPOINT", "stable_token")
 # The <code> of the MP_verify_<code>.txt file WeChat asks for at the domain root.
 WECHAT_MP_VERIFY = _env("WECHAT_MP_VERIFY")
 FAN_COOKIE_MAX_AGE = _env_number("FAN_COOKIE_MAX_AGE", 3600, int)

@@ -7,6 +7,7 @@ sandbox or test server can stand in for WeChat.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +26,12 @@ SCOPES = (SCOPE_BASE, SCOPE_USERINFO)
 # 40029 invalid code, 40163 code been used, 42003 code expired: the code
 # cannot be exchanged again, so the flow has to start over with a new one.
 CODE_REJECTED_ERRCODES = frozenset({40029, 40163, 42003})
+# 40001 superseded or invalid, 40014 malformed, 42001 expired: the platform
+# token must be fetched again.
+TOKEN_REJECTED_ERRCODES = frozenset({40001, 40014, 42001})
+# Custom menu limits (protocol notes section 5, current doc).
+MENU_MAX_BUTTONS, MENU_MAX_SUB_BUTTONS = 3, 5
+MENU_MAX_NAME_BYTES, MENU_MAX_SUB_NAME_BYTES, MENU_MAX_URL_BYTES = 16, 60, 1024
 
 
 class WeChatError(Exception):
@@ -48,6 +55,10 @@ class WeChatError(Exception):
     @property
     def code_rejected(self) -> bool:
         return self.errcode in CODE_REJECTED_ERRCODES
+
+    @property
+    def token_rejected(self) -> bool:
+        return self.errcode in TOKEN_REJECTED_ERRCODES
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,21 @@ class OAuthToken:
             )
         except (KeyError, TypeError, ValueError):
             raise WeChatError(None, "token answer without openid/access_token") from None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A platform access_token or a jsapi_ticket, and its lifetime in seconds."""
+
+    value: str = field(repr=False)
+    expires_in: int
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any], key: str) -> Credential:
+        try:
+            return cls(value=str(data[key]), expires_in=int(data.get("expires_in") or 0))
+        except (KeyError, TypeError, ValueError):
+            raise WeChatError(None, f"answer without {key}") from None
 
 
 _local = threading.local()
@@ -240,21 +266,127 @@ def get_user_info(token: OAuthToken, *, lang: str = "zh_CN") -> dict[str, Any]:
 
 
 @sensitive_variables()
-def fetch_stable_token() -> dict[str, Any]:
-    """Return the platform access_token from cgi-bin/stable_token, normal mode.
+def fetch_stable_token(*, force_refresh: bool = False) -> Credential:
+    """Fetch the platform access_token from cgi-bin/stable_token.
 
     Normal mode hands every caller the same token, so asking never breaks a
-    token another process is using. The caller's IP must be on the account's
-    whitelist (40164 otherwise).
+    token another process is using; force_refresh replaces it (20 a day).
+    The caller's IP must be on the account's whitelist (40164 otherwise).
     https://developers.weixin.qq.com/doc/service/api/base/api_getstableaccesstoken
     """
-    return _call(
+    data = _call(
         "POST",
         "/cgi-bin/stable_token",
         body={
             "grant_type": "client_credential",
             "appid": settings.APP_ID,
             "secret": settings.APP_SECRET,
-            "force_refresh": False,
+            "force_refresh": force_refresh,
         },
     )
+    return Credential.from_response(data, "access_token")
+
+
+@sensitive_variables()
+def fetch_client_token() -> Credential:
+    """Fetch a platform access_token from cgi-bin/token; the last one then expires.
+
+    https://developers.weixin.qq.com/doc/service/api/base/api_getaccesstoken
+    """
+    data = _call(
+        "GET",
+        "/cgi-bin/token",
+        params={
+            "grant_type": "client_credential",
+            "appid": settings.APP_ID,
+            "secret": settings.APP_SECRET,
+        },
+    )
+    return Credential.from_response(data, "access_token")
+
+
+@sensitive_variables()
+def fetch_jsapi_ticket(access_token: str) -> Credential:
+    """Fetch the JS-SDK jsapi_ticket; WeChat allows few calls, so cache it.
+
+    https://developers.weixin.qq.com/doc/service/guide/h5/jssdk.html
+    """
+    data = _call(
+        "GET", "/cgi-bin/ticket/getticket", params={"access_token": access_token, "type": "jsapi"}
+    )
+    return Credential.from_response(data, "ticket")
+
+
+def jsapi_signature(*, ticket: str, noncestr: str, timestamp: int, url: str) -> str:
+    """Return the signature wx.config needs for a page URL (without its #fragment).
+
+    The values are joined raw, not URL-encoded, in the key order WeChat sorts them.
+    """
+    signed = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url}"
+    # SHA-1 is what the JS-SDK fixes.
+    return hashlib.sha1(signed.encode()).hexdigest()  # noqa: S324
+
+
+@sensitive_variables()
+def create_menu(access_token: str, menu: dict[str, Any]) -> None:
+    """Publish the custom menu (raw UTF-8 JSON: escapes give 40033).
+
+    https://developers.weixin.qq.com/doc/service/api/custommenu/api_createcustommenu
+    """
+    _call("POST", "/cgi-bin/menu/create", params={"access_token": access_token}, body=menu)
+
+
+@sensitive_variables()
+def get_menu(access_token: str) -> dict[str, Any]:
+    """Return the published menu; WeChat answers 46003 when there is none."""
+    return _call("GET", "/cgi-bin/menu/get", params={"access_token": access_token})
+
+
+@sensitive_variables()
+def delete_menu(access_token: str) -> None:
+    _call("GET", "/cgi-bin/menu/delete", params={"access_token": access_token})
+
+
+def menu_problems(buttons: Any) -> list[tuple[int, str]]:
+    """Return (errcode, reason) for each way a menu breaks WeChat's limits.
+
+    The errcodes are the nearest of WeChat's 40016-40027; which number WeChat
+    uses for which rule is UNCONFIRMED.
+    """
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= MENU_MAX_BUTTONS:
+        return [(40016, f"a menu has 1 to {MENU_MAX_BUTTONS} buttons")]
+    problems = []
+    for number, button in enumerate(buttons, 1):
+        problems += _button_problems(button, f"button {number}", sub=False)
+    return problems
+
+
+def _button_problems(button: Any, where: str, *, sub: bool) -> list[tuple[int, str]]:
+    if not isinstance(button, dict):
+        return [(47001, f"{where} is not a JSON object")]
+    problems = []
+    max_name = MENU_MAX_SUB_NAME_BYTES if sub else MENU_MAX_NAME_BYTES
+    name_bytes = len(str(button.get("name", "")).encode())
+    if not 1 <= name_bytes <= max_name:
+        problems.append(
+            (40025 if sub else 40018, f"{where}: name of {name_bytes} bytes, not 1-{max_name}")
+        )
+    subs = button.get("sub_button")
+    if subs is not None and not sub:
+        # A button with sub-buttons only opens them: it has no type of its own.
+        if not isinstance(subs, list) or not 1 <= len(subs) <= MENU_MAX_SUB_BUTTONS:
+            return [*problems, (40023, f"{where}: 1 to {MENU_MAX_SUB_BUTTONS} sub-buttons")]
+        for number, sub_button in enumerate(subs, 1):
+            problems += _button_problems(sub_button, f"{where}.{number}", sub=True)
+    elif not button.get("type"):
+        problems.append((40024 if sub else 40017, f"{where}: no type"))
+    elif button["type"] == "view":
+        url_bytes = len(str(button.get("url", "")).encode())
+        if not 1 <= url_bytes <= MENU_MAX_URL_BYTES:
+            problems.append(
+                (
+                    40027 if sub else 40022,
+                    f"{where}: a view button needs a url of 1-{MENU_MAX_URL_BYTES} bytes",
+                )
+            )
+    return problems

@@ -14,15 +14,13 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from xgc.wechat import menu_problems
+
 from .api import CGI_CONTENT_TYPE, SandboxError, check_app, require, wechat_api
 from .models import TOKEN_LIFETIME, JsapiTicket, Menu, PlatformToken
 
 # stable_token hands out a new token this long before the old one expires.
 STABLE_RENEWAL = timedelta(minutes=5)
-# Menu limits; the errcode for each broken rule is the closest WeChat names
-# (40016-40027), but which number WeChat uses for which rule is UNCONFIRMED.
-MAX_BUTTONS, MAX_SUB_BUTTONS = 3, 5
-MAX_NAME_BYTES, MAX_SUB_NAME_BYTES, MAX_URL_BYTES = 16, 60, 1024
 
 
 def token_answer(token: PlatformToken) -> dict[str, Any]:
@@ -104,40 +102,13 @@ def menu_create(request: HttpRequest) -> dict[str, Any]:
         buttons = json.loads(request.body.decode("utf-8"))["button"]
     except (ValueError, KeyError, TypeError):
         raise SandboxError(47001, "data format error") from None
-    validate_menu(buttons)
+    problems = menu_problems(buttons)
+    if problems:
+        errcode, reason = problems[0]
+        raise SandboxError(errcode, f"invalid menu: {reason}")
     Menu.objects.all().delete()
     Menu.objects.create(button=buttons)
     return {"errcode": 0, "errmsg": "ok"}
-
-
-def validate_menu(buttons: Any) -> None:
-    if not isinstance(buttons, list) or not 1 <= len(buttons) <= MAX_BUTTONS:
-        raise SandboxError(40016, "invalid button size")
-    for button in buttons:
-        validate_button(button, MAX_NAME_BYTES)
-        subs = button.get("sub_button")
-        if subs is None:
-            continue
-        if not isinstance(subs, list) or not 1 <= len(subs) <= MAX_SUB_BUTTONS:
-            raise SandboxError(40023, "invalid sub button size")
-        for sub in subs:
-            validate_button(sub, MAX_SUB_NAME_BYTES, sub_button=True)
-
-
-def validate_button(button: Any, max_name_bytes: int, *, sub_button: bool = False) -> None:
-    if not isinstance(button, dict):
-        raise SandboxError(47001, "data format error")
-    name_bytes = len(str(button.get("name", "")).encode())
-    if not 1 <= name_bytes <= max_name_bytes:
-        raise SandboxError(40025 if sub_button else 40018, "invalid button name size")
-    if "sub_button" in button and not sub_button:
-        return
-    if button.get("type") == "view":
-        url_bytes = len(str(button.get("url", "")).encode())
-        if not 1 <= url_bytes <= MAX_URL_BYTES:
-            raise SandboxError(40027 if sub_button else 40022, "invalid button url size")
-    elif not button.get("type"):
-        raise SandboxError(40024 if sub_button else 40017, "invalid button type")
 
 
 @require_GET

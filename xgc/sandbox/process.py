@@ -1,0 +1,81 @@
+"""Run xgc with the sandbox in a process of its own, on 127.0.0.1.
+
+For browser tests and benchmarks, which need WeChat to be another process
+(with its own latency) than the code they measure or drive.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+PROJECT = Path(__file__).resolve().parent.parent.parent
+START_SECONDS = 30
+# The sample credentials of .env.example: the sandbox accepts only these.
+SANDBOX_APP = {"APP_ID": "wx0123456789abcdef", "APP_SECRET": "0123456789abcdef0123456789abcdef"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def sandbox_server(*, latency_ms: int = 0, **env: str) -> Iterator[str]:
+    """Serve xgc with the sandbox on a free loopback port; yield its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="xgc-sandbox-") as data:
+        server_env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+        server_env |= SANDBOX_APP | {
+            "XGC_DOTENV": "",
+            "DEBUG": "1",
+            "WECHAT_SANDBOX": "1",
+            "REDIRECT_URL": f"{base}/wechat/authorize/",
+            "DATABASE_URL": f"sqlite:///{Path(data) / 'db.sqlite3'}",
+        }
+        server_env |= env
+        manage = [sys.executable, str(PROJECT / "manage.py")]
+        subprocess.run(
+            [*manage, "migrate", "--no-input"], env=server_env, check=True, capture_output=True
+        )
+        server = subprocess.Popen(
+            [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+            env=server_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_until_listening(port, server)
+            if latency_ms:
+                faults = requests.post(
+                    f"{base}/sandbox/faults", {"latency_ms": latency_ms}, timeout=10
+                )
+                faults.raise_for_status()
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def _wait_until_listening(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the sandbox exited with {server.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)  # a readiness poll, bounded by the deadline
+    raise RuntimeError(f"the sandbox did not listen on port {port} within {START_SECONDS} s")
