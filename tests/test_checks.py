@@ -140,3 +140,16 @@ def test_trust_x_forwarded_turns_on_both_proxy_settings(env_file, value, expecte
         TRUST_X_FORWARDED=value,
     )
     assert result.stdout.strip() == expected
+
+
+def test_sqlite_waits_for_the_write_lock_instead_of_failing(env_file):
+    """Concurrent writers (threads, the sandbox) must not get 'database is locked'."""
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; o = settings.DATABASES['default']['OPTIONS']; "
+        "print(o['transaction_mode'], o['timeout'])",
+        env_file=env_file,
+    )
+    assert result.stdout.split() == ["IMMEDIATE", "20"]

@@ -88,6 +88,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from STATIC_ROOT (after collectstatic), so gunicorn
+    # needs no web server for it: http://whitenoise.readthedocs.io/
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -124,13 +127,28 @@ TEMPLATES = [
 # https://github.com/jazzband/dj-database-url#url-schema
 DATABASE_URL = _env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+    # Each worker thread keeps its connection for a minute instead of opening
+    # one per request, and checks it before reuse, so that a restarted
+    # database costs one failed ping, not one failed request.
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
 except ValueError as exc:
     # Falling back to SQLite here would quietly write fans to the wrong place.
     raise ImproperlyConfigured(
         f"DATABASE_URL in .env cannot be parsed ({exc}); "
         "use e.g. postgres://user:password@host:5432/name or sqlite:///path/db.sqlite3"
     ) from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Threads write at once (runserver, gunicorn threads, the sandbox): take
+    # the write lock when a transaction starts, and wait for it rather than
+    # fail with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
@@ -168,6 +186,17 @@ TRUST_X_FORWARDED = _env_bool("TRUST_X_FORWARDED", False)
 if TRUST_X_FORWARDED:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+# An HTTPS REDIRECT_URL in production means fans reach xgc over HTTPS only:
+# cookies are Secure, plain HTTP is redirected, and browsers are told (HSTS)
+# to stay on HTTPS. https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
+HTTPS_ONLY = not DEBUG and urlsplit(_env("REDIRECT_URL")).scheme == "https"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS_ONLY
+# WeChat's server pushes (the console accepts an http:// server URL) and its
+# domain check for MP_verify do not follow redirects.
+SECURE_REDIRECT_EXEMPT = [r"^wechat/?$", r"^MP_verify_[A-Za-z0-9]+\.txt$"]
+SECURE_HSTS_SECONDS = _env_number("SECURE_HSTS_SECONDS", 3600, int) if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
 
 # INTERNATIONALIZATION
 LANGUAGE_CODE = "zh-hans"
@@ -179,6 +208,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies for whitenoise. Not the manifest variant: it refuses
+    # to render a page before collectstatic has run, which tests never do.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # LOGGING: to stdout, so that runserver, gunicorn and systemd all show it.
 LOGGING = {
@@ -187,7 +222,13 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "fans": {"level": "INFO"},
