@@ -163,6 +163,10 @@ def redis_cache(url: str) -> dict:
             "IGNORE_EXCEPTIONS": True,
             "SOCKET_CONNECT_TIMEOUT": 1,
             "SOCKET_TIMEOUT": 1,
+            # More threads than connections wait for one instead of failing
+            # ("Too many connections" past redis-py's default of 100).
+            "CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool",
+            "CONNECTION_POOL_KWARGS": {"max_connections": 100, "timeout": 2},
         },
     }
 

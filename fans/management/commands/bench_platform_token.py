@@ -75,9 +75,7 @@ class Command(BaseCommand):
             )
             for _ in range(options["processes"])
         ]
-        results = [
-            json.loads(worker.communicate(timeout=WORKER_TIMEOUT_SECONDS)[0]) for worker in workers
-        ]
+        results = [read_worker(worker) for worker in workers]
         waits = sorted(wait for result in results for wait in result["waits_ms"])
         return {
             "callers": len(waits),
@@ -105,6 +103,16 @@ class Command(BaseCommand):
         worst = max(window["fetches"] for window in windows)
         verdict = self.style.SUCCESS("held") if worst == 1 else self.style.ERROR("missed")
         self.stdout.write(f"fetches per window: at most {worst} (target 1): {verdict}")
+
+
+def read_worker(worker: subprocess.Popen) -> dict[str, Any]:
+    output, _ = worker.communicate(timeout=WORKER_TIMEOUT_SECONDS)
+    # Log lines may share stdout; the result is the last line.
+    lines = output.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise CommandError(f"a worker failed (exit {worker.returncode}): {output[-300:]!r}") from None
 
 
 def worker_env(sandbox: str) -> dict[str, str]:
@@ -155,4 +163,4 @@ def run_worker(threads: int, start_at: float) -> None:
     # Tokens are compared by a short digest: the values are secrets.
     digests = sorted({hashlib.sha256(token.encode()).hexdigest()[:12] for token in seen})
     result = {"fetches": len(fetches), "waits_ms": waits, "tokens": digests, "errors": len(errors)}
-    sys.stdout.write(json.dumps(result))
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
