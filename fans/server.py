@@ -10,6 +10,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import (
     Http404,
     HttpRequest,
@@ -63,6 +64,16 @@ def is_signed(query: QueryDict) -> bool:
     return True
 
 
+def is_first_use(query: QueryDict) -> bool:
+    """Return whether this signature is new, remembering it for the time window."""
+    key = "wechat:server-signature:{}:{}:{}".format(
+        *(query.get(name, "") for name in ("signature", "timestamp", "nonce"))
+    )
+    # Anything older is refused by its timestamp anyway. cache.add answers None
+    # when Redis is down: then requests are let through rather than all refused.
+    return cache.add(key, True, 2 * SIGNATURE_MAX_AGE) is not False
+
+
 def record_subscription(message: Element) -> None:
     """Store the follow state a subscribe or unsubscribe event reports."""
     if message.findtext("MsgType") != "event":
@@ -87,10 +98,16 @@ def wechat_server(request: HttpRequest) -> HttpResponse:
     """
     if not is_signed(request.GET):
         return HttpResponseForbidden()
+    first_use = is_first_use(request.GET)
     if request.method == "GET":
-        if "echostr" not in request.GET:
-            return HttpResponseBadRequest()
+        if "echostr" not in request.GET or not first_use:
+            return HttpResponseBadRequest() if first_use else HttpResponseForbidden()
         return HttpResponse(request.GET["echostr"], content_type="text/plain")
+    if not first_use:
+        # WeChat resends a push it thinks was lost; an attacker replays one.
+        # Either way it is acknowledged and not acted on twice.
+        logger.info("WeChat server request replayed: acknowledged, not processed")
+        return HttpResponse("success", content_type="text/plain")
     body = request.read(MAX_BODY_SIZE + 1)
     if len(body) > MAX_BODY_SIZE:
         return HttpResponse(status=413)

@@ -221,7 +221,7 @@ def test_unsubscribe_and_subscribe_again_keep_the_fans_profile(client, clock, ca
     assert fan.userinfo["nickname"] == "小鸡炖蘑菇🍄"
     assert fan.updated_at == updated_at
     assert "unfollowed" in caplog.text
-    push(client, event("subscribe"))
+    push(client, event("subscribe"), signed(nonce="another"))
     fan.refresh_from_db()
     assert fan.subscribed is True
     assert FansProfile.objects.count() == 1
@@ -321,7 +321,7 @@ def test_a_body_over_the_limit_is_refused(client, clock):
     body = event("subscribe")
     at_limit = body + b" " * (server.MAX_BODY_SIZE - len(body))
     assert push(client, at_limit).content == b"success"
-    assert push(client, at_limit + b" ").status_code == 413
+    assert push(client, at_limit + b" ", signed(nonce="another")).status_code == 413
 
 
 # MP_verify_<code>.txt
@@ -356,3 +356,21 @@ def test_mp_verify_serves_nothing_else(client, settings, setting, path):
 def test_mp_verify_routes_only_letters_and_digits():
     with pytest.raises(NoReverseMatch):
         reverse("wechat-mp-verify", args=["../x"])
+
+
+def test_a_replayed_verification_is_refused(client, clock):
+    query = signed() | {"echostr": "first"}
+    assert client.get("/wechat/", query).content == b"first"
+    assert client.get("/wechat/", query).status_code == 403
+
+
+def test_a_replayed_push_is_acknowledged_but_not_acted_on(client, clock, caplog):
+    """A resent or replayed push cannot flip the follow state back."""
+    caplog.set_level(logging.INFO, logger="fans.server")
+    subscribe_query = signed(nonce="first")
+    assert push(client, event("subscribe"), subscribe_query).content == b"success"
+    assert push(client, event("unsubscribe"), signed(nonce="second")).content == b"success"
+    replayed = push(client, event("subscribe"), subscribe_query)
+    assert replayed.status_code == 200 and replayed.content == b"success"
+    assert FansProfile.objects.get(openid=OPENID).subscribed is False
+    assert "replayed: acknowledged, not processed" in caplog.text

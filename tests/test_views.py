@@ -270,6 +270,9 @@ def test_replayed_or_expired_code_restarts_once(client, wechat_api, errcode):
         ({"body": requests.ReadTimeout()}, "access_token timed out"),
         ({"body": requests.ConnectionError()}, "failed (ConnectionError)"),
         ({"status": 503, "body": "busy"}, "answered HTTP 503"),
+        ({"status": 500, "body": "Internal Server Error"}, "answered HTTP 500"),
+        ({"body": '{"access_token": "AT", "openid": "o'}, "not JSON"),
+        ({"body": "<html><title>系统繁忙</title></html>"}, "not JSON"),
     ],
 )
 def test_configuration_and_network_errors_show_502_with_retry(
