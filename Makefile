@@ -13,7 +13,7 @@ export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_DONT_LOAD_ENV := 1
 export PIPENV_VERBOSITY := -1
 
-.PHONY: install browser run test lint fmt
+.PHONY: install browser run test lint fmt bench
 
 .venv/.installed: Pipfile.lock
 	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -53,6 +53,12 @@ test: install browser
 	$(PIPENV) run python manage.py makemigrations --check --dry-run --settings=tests.settings
 	env -u XGC_TEST_DATABASE_URL $(PIPENV) run pytest -m "not postgres"
 	XGC_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PIPENV) run pytest -m "django_db or postgres"
+
+# The sign-in benchmark of README's "Production" section, on PostgreSQL (it
+# creates the database xgc_bench next to TEST_POSTGRES_URL's) and Redis.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--concurrency 32 --fans 500".
+bench: install
+	$(PIPENV) run python -m tests.bench --database-url $(TEST_POSTGRES_URL) $(BENCH_ARGS)
 
 lint: install
 	$(PIPENV) run ruff check .

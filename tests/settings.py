@@ -40,3 +40,6 @@ WECHAT_SANDBOX_FORCE = True
 WECHAT_SANDBOX_OAUTH_DOMAIN = "xgc.example.com"
 if "xgc.sandbox" not in INSTALLED_APPS:  # noqa: F405
     INSTALLED_APPS = [*INSTALLED_APPS, "xgc.sandbox"]  # noqa: F405
+
+# Tests don't run collectstatic: let whitenoise find files as they change.
+WHITENOISE_AUTOREFRESH = True

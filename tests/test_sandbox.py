@@ -329,6 +329,53 @@ def test_faults_are_validated(client):
     }
 
 
+# Counts for benchmarks
+
+
+def test_stats_count_api_calls_by_route_and_new_connections(phone):
+    """A connection is new the first time a call comes from its client port."""
+    for port in ("50001", "50001", "50002"):
+        phone.get("/sandbox/sns/oauth2/access_token", {"code": "x"}, REMOTE_PORT=port)
+    phone.get("/sandbox/sns/userinfo")  # runserver passes no port: not a connection
+    stats = phone.get("/sandbox/stats").json()
+    assert {route: n for route, n in stats["calls"].items() if n} == {
+        "sns/oauth2/access_token": 3,
+        "sns/userinfo": 1,
+    }
+    assert set(stats["calls"]) >= {"cgi-bin/stable_token", "cgi-bin/ticket/getticket"}
+    assert stats["new_connections"] == 2
+
+
+def test_posting_to_stats_answers_the_counts_then_starts_again(phone):
+    """Connections seen before the reset do not count as new after it."""
+    phone.get("/sandbox/sns/auth", REMOTE_PORT="50001")
+    taken = phone.post("/sandbox/stats").json()
+    phone.get("/sandbox/sns/auth", REMOTE_PORT="50001")
+    phone.get("/sandbox/sns/auth", REMOTE_PORT="50003")
+    stats = phone.get("/sandbox/stats").json()
+    assert (taken["calls"]["sns/auth"], taken["new_connections"]) == (1, 1)
+    assert (stats["calls"]["sns/auth"], stats["new_connections"]) == (2, 1)
+
+
+def test_browser_pages_are_not_api_calls(phone):
+    phone.get(authorize_path())
+    phone.get("/sandbox/ping")
+    assert not any(phone.get("/sandbox/stats").json()["calls"].values())
+
+
+def test_ping_answers_at_once(client):
+    response = client.get("/sandbox/ping")
+    assert (response.status_code, response.content) == (200, b"ok")
+
+
+def test_the_phone_chooser_lists_the_seeded_fans_and_not_thousands(client):
+    for _ in range(30):
+        SandboxFan.create_new()
+    page = client.get("/sandbox/phone").content.decode()
+    assert page.count('name="openid"') == 20 + 1  # and "new"
+    assert FIRST_FAN in page
+
+
 # Never in production
 
 

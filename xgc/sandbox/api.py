@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .models import Faults
+from .stats import record_call
 
 # WeChat sends /sns/* JSON as text/plain without a charset (protocol notes
 # 2.6); some cgi-bin answers carry a non-standard "encoding" parameter.
@@ -42,6 +43,7 @@ def wechat_api(content_type: str) -> Callable:
         @csrf_exempt
         @wraps(view)
         def endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            record_call(view.__name__, request)
             try:
                 apply_faults()
                 data = view(request, *args, **kwargs)
@@ -53,6 +55,8 @@ def wechat_api(content_type: str) -> Callable:
                 }
             return json_answer(data, content_type)
 
+        # Marks the API endpoints for stats.api_routes.
+        endpoint.wechat_api = True
         return endpoint
 
     return decorate

@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from . import console, oauth, platform
+from . import console, oauth, platform, stats
 
 urlpatterns = [
     path("", console.index, name="sandbox-index"),
     path("faults", console.faults, name="sandbox-faults"),
+    path("stats", stats.stats, name="sandbox-stats"),
+    path("ping", stats.ping, name="sandbox-ping"),
     path("phone", oauth.phone, name="sandbox-phone"),
     path("mmopen/<str:openid>/132", oauth.avatar, name="sandbox-avatar"),
     # open.weixin.qq.com

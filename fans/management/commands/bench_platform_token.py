@@ -112,7 +112,9 @@ def read_worker(worker: subprocess.Popen) -> dict[str, Any]:
     try:
         return json.loads(lines[-1])
     except (IndexError, ValueError):
-        raise CommandError(f"a worker failed (exit {worker.returncode}): {output[-300:]!r}") from None
+        raise CommandError(
+            f"a worker failed (exit {worker.returncode}): {output[-300:]!r}"
+        ) from None
 
 
 def worker_env(sandbox: str) -> dict[str, str]:

@@ -1,0 +1,244 @@
+"""A production-like xgc on 127.0.0.1: gunicorn instances, nginx, the sandbox.
+
+Shared by the benchmark (``python -m tests.bench``) and the scale tests. xgc
+runs under gunicorn with deploy/gunicorn.conf.py, the WeChat sandbox runs in a
+gunicorn of its own, and nginx spreads requests over the xgc instances with
+deploy/nginx/xgc-proxy.conf. Every server listens on 127.0.0.1 only and is
+stopped by the PID it was started with.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from xgc.sandbox.process import SANDBOX_APP, free_port
+
+PROJECT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = PROJECT / "deploy" / "gunicorn.conf.py"
+NGINX_PROXY = PROJECT / "deploy" / "nginx" / "xgc-proxy.conf"
+START_SECONDS = 30
+STOP_SECONDS = 15
+SECRET_KEY = "bench-only-secret-key-" + "x" * 40
+# The floor's trivial Django view: xgc serves MP_verify_<code>.txt itself.
+MP_VERIFY = "bench"
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        """Stop this server (gunicorn and nginx both shut down on SIGTERM)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_SECONDS)
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def worker_pids(self) -> list[int]:
+        """Return the PIDs of this gunicorn's workers (children of its master)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def base_env(**env: str) -> dict[str, str]:
+    """Return a clean environment: no developer .env, only what is given."""
+    inherited = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    return inherited | {"XGC_DOTENV": "", "SECRET_KEY": SECRET_KEY, "DEBUG": "0"} | env
+
+
+def start(
+    name: str, command: list[str], env: dict[str, str], url: str, log_dir: Path, ready_path: str
+) -> Server:
+    """Start a server at url and wait until it answers HTTP at ready_path."""
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=PROJECT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    server = Server(name, url, process, log)
+    try:
+        wait_until_answering(server, ready_path)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def wait_until_answering(server: Server, path: str) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        try:
+            requests.get(server.url + path, timeout=1, allow_redirects=False)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)  # a readiness poll, bounded by the deadline
+    raise RuntimeError(f"{server.name} did not answer within {START_SECONDS} s")
+
+
+def gunicorn(
+    name: str, env: dict[str, str], log_dir: Path, *, port: int, ready_path: str
+) -> Server:
+    """Start gunicorn with xgc's deploy/gunicorn.conf.py on a loopback port."""
+    env = env | {"GUNICORN_BIND": f"127.0.0.1:{port}"}
+    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+    return start(name, command, env, f"http://127.0.0.1:{port}", log_dir, ready_path)
+
+
+def start_sandbox(
+    *,
+    database_url: str,
+    redis_url: str,
+    app_netloc: str,
+    log_dir: Path,
+    threads: int = 32,
+) -> Server:
+    """Serve the WeChat sandbox alone, for xgc at app_netloc (its OAuth domain)."""
+    env = base_env(
+        **SANDBOX_APP,
+        WECHAT_SANDBOX="1",
+        # DEBUG stays off: it would keep every query in memory.
+        WECHAT_SANDBOX_FORCE="1",
+        ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        CACHE_KEY_PREFIX="sandbox",
+        REDIRECT_URL=f"http://{app_netloc}/wechat/authorize/",
+        WECHAT_SANDBOX_OAUTH_DOMAIN=app_netloc,
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS=str(threads),
+    )
+    return gunicorn("sandbox", env, log_dir, port=free_port(), ready_path="/sandbox/ping")
+
+
+def start_xgc(
+    name: str,
+    *,
+    port: int,
+    public_url: str,
+    sandbox_url: str,
+    database_url: str,
+    redis_url: str,
+    log_dir: Path,
+    workers: int = 2,
+    threads: int = 8,
+    settings_module: str = "xgc.settings",
+) -> Server:
+    """Serve xgc on port as in production, with the sandbox standing in for WeChat.
+
+    public_url is where fans reach xgc: nginx's address, or this gunicorn's.
+    """
+    env = base_env(
+        **SANDBOX_APP,
+        DJANGO_SETTINGS_MODULE=settings_module,
+        ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        CACHE_KEY_PREFIX="xgc",
+        REDIRECT_URL=f"{public_url}/wechat/authorize/",
+        TRUST_X_FORWARDED="1",
+        WECHAT_OPEN_BASE_URL=f"{sandbox_url}/sandbox",
+        WECHAT_API_BASE_URL=f"{sandbox_url}/sandbox",
+        WECHAT_MP_VERIFY=MP_VERIFY,
+        WEB_CONCURRENCY=str(workers),
+        GUNICORN_THREADS=str(threads),
+    )
+    return gunicorn(name, env, log_dir, port=port, ready_path=f"/MP_verify_{MP_VERIFY}.txt")
+
+
+def find_nginx() -> str | None:
+    """Return Debian's nginx binary, which is in /usr/sbin (not on every PATH)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+
+
+NGINX_MAIN = """\
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+{user}
+events {{ worker_connections 1024; }}
+http {{
+    log_format upstreams '$upstream_addr $status $request_method $uri';
+    access_log {dir}/access.log upstreams;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+{http}
+}}
+"""
+NGINX_BALANCER = """\
+upstream xgc {{
+{servers}
+    keepalive 16;
+}}
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        include {proxy};
+    }}
+}}
+"""
+
+
+def start_nginx(http: str, url: str, log_dir: Path) -> Server:
+    """Run nginx with http as its http block's servers; wait until url answers."""
+    nginx = find_nginx()
+    if nginx is None:
+        raise RuntimeError("nginx not found (apt-get install nginx)")
+    conf_dir = log_dir / "nginx"
+    conf_dir.mkdir()
+    conf = conf_dir / "nginx.conf"
+    conf.write_text(
+        NGINX_MAIN.format(
+            dir=conf_dir,
+            # Workers of a root master would run as nobody, who cannot enter
+            # this private directory; a non-root master ignores the line.
+            user=f"user {getpass.getuser()};" if os.geteuid() == 0 else "",
+            http=http,
+        )
+    )
+    command = [nginx, "-p", str(conf_dir), "-c", str(conf), "-e", str(conf_dir / "error.log")]
+    return start("nginx", command, os.environ.copy(), url, log_dir, "/")
+
+
+def start_balancer(port: int, upstreams: list[str], log_dir: Path) -> Server:
+    """Serve on 127.0.0.1:port, spreading requests over upstreams (host:port)."""
+    http = NGINX_BALANCER.format(
+        servers="\n".join(f"    server {upstream};" for upstream in upstreams),
+        port=port,
+        proxy=NGINX_PROXY,
+    )
+    return start_nginx(http, f"http://127.0.0.1:{port}", log_dir)
+
+
+def nginx_upstream_counts(nginx: Server) -> dict[str, int]:
+    """Count the requests nginx passed to each upstream, from its access log."""
+    counts: dict[str, int] = {}
+    for line in (nginx.log.parent / "nginx" / "access.log").read_text().splitlines():
+        upstream = line.split(" ", 1)[0]
+        counts[upstream] = counts.get(upstream, 0) + 1
+    return counts
