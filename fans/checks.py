@@ -77,6 +77,14 @@ def check_wechat_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
                 id="fans.E008",
             )
         )
+    if not re.fullmatch(r"([A-Za-z0-9_-]+/)+", settings.ADMIN_URL):
+        errors.append(
+            checks.Error(
+                f"ADMIN_URL {settings.ADMIN_URL!r} is not a path like backstage/.",
+                hint=ENV_HINT.format(key="ADMIN_URL") + " No leading slash, one trailing slash.",
+                id="fans.E009",
+            )
+        )
     for key, problem in settings.XGC_INVALID_SETTINGS.items():
         errors.append(
             checks.Error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -51,7 +52,9 @@ def safe_next(value: str | None) -> str:
     return "/"
 
 
-def start_authorization(next_url: str, scope: str, *, restarted: bool = False) -> HttpResponse:
+def start_authorization(
+    request: HttpRequest, next_url: str, scope: str, *, restarted: bool = False
+) -> HttpResponse:
     """Redirect to WeChat's authorize page with a fresh state bound to this browser."""
     # get_random_string uses [A-Za-z0-9], which is what WeChat allows.
     state = get_random_string(32)
@@ -68,6 +71,7 @@ def start_authorization(next_url: str, scope: str, *, restarted: bool = False) -
         signing.dumps({"state": state, "next": next_url, "scope": scope}, salt=FLOW_COOKIE_SALT),
         max_age=FLOW_MAX_AGE,
         path=FLOW_COOKIE_PATH,
+        secure=request.is_secure(),
         httponly=True,
         samesite="Lax",
     )
@@ -100,7 +104,7 @@ def login(request: HttpRequest) -> HttpResponse:
             text="这个登录链接的参数不正确，请从公众号菜单重新进入。",
             status=400,
         )
-    return start_authorization(safe_next(request.GET.get("next")), scope)
+    return start_authorization(request, safe_next(request.GET.get("next")), scope)
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -108,6 +112,29 @@ class WebAuthorizationView(View):
     """WeChat's callback: check state, exchange the code, sign the fan in."""
 
     http_method_names = ["get"]
+    # Outcomes that need an operator's look; the others are a fan's normal path.
+    FAILED_OUTCOMES = frozenset({"state_refused", "failed"})
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        started = time.monotonic()
+        self.outcome, self.scope, self.openid, self.error = "", "-", "", None
+        response = super().dispatch(request, *args, **kwargs)
+        if self.outcome:
+            self.log_outcome(round((time.monotonic() - started) * 1000))
+        return response
+
+    def log_outcome(self, duration_ms: int) -> None:
+        """Log one key=value line per callback; only the openid's tail, never a token."""
+        logger.log(
+            logging.WARNING if self.outcome in self.FAILED_OUTCOMES else logging.INFO,
+            "sign-in outcome=%s scope=%s fan=%s errcode=%s ms=%d%s",
+            self.outcome,
+            self.scope,
+            f"…{self.openid[-6:]}" if self.openid else "-",
+            "-" if self.error is None or self.error.errcode is None else self.error.errcode,
+            duration_ms,
+            f' error="{self.error}"' if self.error else "",
+        )
 
     def get(self, request: HttpRequest) -> HttpResponse:
         flow = self.bound_flow(request)
@@ -117,7 +144,9 @@ class WebAuthorizationView(View):
         if not flow or not constant_time_compare(state, flow.get("state", "")):
             return self.finish(self.unbound_state(request, next_url, restarted))
         code = request.GET.get("code")
+        self.scope = flow.get("scope", wechat.SCOPE_BASE)
         if not code:
+            self.outcome = "cancelled"
             return self.finish(
                 message(
                     request,
@@ -127,14 +156,15 @@ class WebAuthorizationView(View):
                     icon="info",
                 )
             )
-        scope = flow.get("scope", wechat.SCOPE_BASE)
-        return self.finish(self.authorized(request, code, scope, next_url, restarted))
+        return self.finish(self.authorized(request, code, self.scope, next_url, restarted))
 
     def unbound_state(self, request: HttpRequest, next_url: str, restarted: bool) -> HttpResponse:
         if not restarted:
             # WeChat's browser sometimes drops cookies: one silent retry.
-            return start_authorization(next_url, wechat.SCOPE_BASE, restarted=True)
-        logger.warning("Callback state does not match this browser's; not signing in")
+            self.outcome = "state_restarted"
+            return start_authorization(request, next_url, wechat.SCOPE_BASE, restarted=True)
+        # The state does not match this browser's: nobody is signed in.
+        self.outcome = "state_refused"
         return message(
             request,
             title="登录未完成",
@@ -148,7 +178,9 @@ class WebAuthorizationView(View):
     ) -> HttpResponse:
         try:
             token = wechat.fetch_access_token(code, requested_scope=scope)
+            self.openid = token.openid
             if token.is_snapshot_user:
+                self.outcome = "snapshot"
                 return message(
                     request,
                     title="请使用完整服务",
@@ -157,10 +189,12 @@ class WebAuthorizationView(View):
                 )
             fan = fan_for_token(token)
         except wechat.WeChatError as error:
+            self.error = error
             if error.code_rejected and not restarted:
                 # A refresh or a back button replays a used code.
-                return start_authorization(next_url, wechat.SCOPE_BASE, restarted=True)
-            logger.warning("Web authorization failed: %s", error)
+                self.outcome = "code_restarted"
+                return start_authorization(request, next_url, wechat.SCOPE_BASE, restarted=True)
+            self.outcome = "failed"
             return message(
                 request,
                 title="登录失败",
@@ -171,11 +205,12 @@ class WebAuthorizationView(View):
                 retry_url=login_url(next_url),
             )
         if fan is None:
+            self.outcome = "consent_needed"
             register_url = login_url(next_url, wechat.SCOPE_USERINFO)
             return render(request, "register.html", {"register_url": register_url})
         response = HttpResponseRedirect(next_url)
         sign_in(request, response, fan)
-        logger.info("Fan %s signed in", fan.pk)
+        self.outcome = "signed_in"
         return response
 
     @staticmethod

@@ -48,10 +48,13 @@ SANDBOX_FANS = {
 }
 
 
+ADMIN = ("admin", "a-long-admin-password")
+
+
 @pytest.fixture(scope="module")
 def xgc_server():
     """Serve xgc with the sandbox on 127.0.0.1, in a process of its own."""
-    with sandbox_server() as base:
+    with sandbox_server(superuser=ADMIN) as base:
         yield base
 
 
@@ -84,6 +87,15 @@ class Phone:
         self.page = self.context.new_page()
         self.name = name
         self.shots = 0
+        # Every page must work under xgc's Content-Security-Policy.
+        self.csp_violations = []
+        self.page.on(
+            "console",
+            lambda message: (
+                "Content Security Policy" in message.text
+                and self.csp_violations.append(message.text)
+            ),
+        )
 
     def shot(self, what: str) -> None:
         self.shots += 1
@@ -97,7 +109,7 @@ class Phone:
         """Answer the sandbox's question: this test fan holds the phone."""
         assert "谁在使用这部手机" in self.text()
         self.shot("sandbox-choose-fan")
-        self.page.get_by_role("button", name=nickname).click()
+        self.page.get_by_role("button", name=nickname).first.click()
 
     def consent_and_register(self) -> None:
         assert "你还未进行信息认证" in self.text()
@@ -106,13 +118,20 @@ class Phone:
         assert "xgc 申请获得以下权限" in self.text()
         self.shot("sandbox-consent")
 
-    def sign_up(self, nickname: str) -> None:
-        """Walk a new fan from the home link through consent to their page."""
+    def sign_up(self, nickname: str) -> str:
+        """Walk a fan from the home link through consent to their page.
+
+        nickname is a seeded test fan's, or "新用户" for a new one; return the
+        nickname the home page greets.
+        """
         self.page.goto("/")
         self.hold_as(nickname)
         self.consent_and_register()
         self.page.get_by_role("button", name="允许").click()
-        assert f"你好，{nickname}" in self.text()
+        greeting = self.page.locator(".profile__name").inner_text()
+        assert greeting.startswith("你好，")
+        assert nickname in greeting or nickname == "新用户"
+        return greeting.removeprefix("你好，")
 
 
 @pytest.fixture
@@ -120,6 +139,7 @@ def phone(request, browser, xgc_server):
     phone = Phone(browser, xgc_server, request.node.name)
     yield phone
     phone.context.close()
+    assert phone.csp_violations == []
 
 
 # Stands in for WeChat's JS-SDK script, which is only on WeChat's CDN: it
@@ -221,3 +241,16 @@ def exchange(base: str, code: str) -> dict:
         timeout=10,
     )
     return answer.json()
+
+
+def test_an_admin_signs_in_and_browses_fans(phone):
+    nickname = phone.sign_up("新用户")
+    phone.page.goto("/admin/")
+    phone.page.fill("#id_username", ADMIN[0])
+    phone.page.fill("#id_password", ADMIN[1])
+    phone.page.get_by_role("button", name="登录").click()
+    phone.page.goto("/admin/fans/fansprofile/")
+    assert nickname in phone.text()
+    avatar = phone.page.locator("#result_list img").first
+    assert avatar.evaluate("image => image.complete && image.naturalWidth > 0")
+    phone.shot("admin-fans")

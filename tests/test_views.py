@@ -66,6 +66,11 @@ def test_login_state_is_fresh_alphanumeric_and_bound_to_the_browser(client):
     assert flow_cookie["path"] == "/wechat/"
 
 
+def test_the_flow_cookie_is_secure_over_https(client):
+    response = client.get("/wechat/login/", secure=True)
+    assert response.cookies["wechat_flow"]["secure"]
+
+
 def test_login_asks_for_consent_with_userinfo_scope(client):
     assert start_login(client, scope="snsapi_userinfo")["scope"] == "snsapi_userinfo"
 

@@ -7,6 +7,7 @@ the ``fans`` system checks can name them (``python manage.py check``).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,11 +84,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "fans",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves /static/ from STATIC_ROOT (after collectstatic), so gunicorn
     # needs no web server for it: http://whitenoise.readthedocs.io/
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -98,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "fans.auth.FanMiddleware",
+    # Last, as django-axes asks: it answers locked-out admin logins.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "xgc.urls"
@@ -127,12 +133,15 @@ TEMPLATES = [
 # https://github.com/jazzband/dj-database-url#url-schema
 DATABASE_URL = _env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 try:
-    # Each worker thread keeps its connection for a minute instead of opening
-    # one per request, and checks it before reuse, so that a restarted
-    # database costs one failed ping, not one failed request.
+    # Each gunicorn thread keeps its connection for a minute instead of
+    # opening one per request, and pings it before reuse, so that a restarted
+    # database costs a ping, not a failed request. Not under DEBUG: runserver
+    # starts a thread per request, which would only pile connections up.
     # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
     DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=0 if DEBUG else 60, conn_health_checks=True
+        )
     }
 except ValueError as exc:
     # Falling back to SQLite here would quietly write fans to the wrong place.
@@ -201,6 +210,40 @@ SECURE_REDIRECT_EXEMPT = [r"^wechat/?$", r"^MP_verify_[A-Za-z0-9]+\.txt$"]
 SECURE_HSTS_SECONDS = _env_number("SECURE_HSTS_SECONDS", 3600, int) if HTTPS_ONLY else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
+
+# ADMIN: at ADMIN_URL, and five wrong passwords for one user from one
+# address lock that pair out for 15 minutes (django-axes).
+ADMIN_URL = _env("ADMIN_URL", "admin/")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+# Per user and address: behind a proxy many admins share an address, and
+# locking a user everywhere would let anyone lock the admins out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "xgc.security.client_ip"
+
+# CONTENT SECURITY POLICY (django-csp): the pages load only their own files,
+# WeChat's JS-SDK, and avatars from WeChat's image hosts (any https host:
+# WeChat does not document which it uses).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "https://res.wx.qq.com", "https://res2.wx.qq.com"],
+        "img-src": ["'self'", "data:", "https:"],
+        "style-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # INTERNATIONALIZATION
 LANGUAGE_CODE = "zh-hans"

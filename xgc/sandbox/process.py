@@ -31,8 +31,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def sandbox_server(*, latency_ms: int = 0, **env: str) -> Iterator[str]:
-    """Serve xgc with the sandbox on a free loopback port; yield its base URL."""
+def sandbox_server(
+    *, latency_ms: int = 0, superuser: tuple[str, str] | None = None, **env: str
+) -> Iterator[str]:
+    """Serve xgc with the sandbox on a free loopback port; yield its base URL.
+
+    superuser=(name, password) creates an admin account first.
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="xgc-sandbox-") as data:
@@ -49,6 +54,14 @@ def sandbox_server(*, latency_ms: int = 0, **env: str) -> Iterator[str]:
         subprocess.run(
             [*manage, "migrate", "--no-input"], env=server_env, check=True, capture_output=True
         )
+        if superuser:
+            name, password = superuser
+            subprocess.run(
+                [*manage, "createsuperuser", "--no-input", "--username", name, "--email", ""],
+                env=server_env | {"DJANGO_SUPERUSER_PASSWORD": password},
+                check=True,
+                capture_output=True,
+            )
         server = subprocess.Popen(
             [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
             env=server_env,

@@ -1,0 +1,65 @@
+"""The app secret and every token stay out of logs and pages, DEBUG on or off."""
+
+import logging
+import re
+
+import pytest
+
+from xgc.sandbox.models import JsapiTicket, OAuthGrant, PlatformToken
+
+from .test_sandbox_flow import browse, sandboxed  # noqa: F401  (a fixture)
+
+
+class Recorder(logging.Handler):
+    """Keeps every log line that the configured loggers let through."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines():
+    recorder = Recorder()
+    recorder.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(recorder)
+    yield recorder.lines
+    root.removeHandler(recorder)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.django_db(transaction=True)
+def test_no_secret_in_any_log_line_or_page(client, sandboxed, settings, log_lines, debug):  # noqa: F811
+    settings.DEBUG = debug
+    pages = []
+
+    def visit(url, method="get", data=None):
+        response, _ = browse(client, url, method, data)
+        pages.append(response.content.decode())
+        return response
+
+    chooser = visit("/")
+    register = visit(chooser.wsgi_request.get_full_path(), "post", {"openid": "new"})
+    register_url = re.search(r'href="([^"]+)">去认证', register.content.decode()).group(1)
+    consent = visit(register_url.replace("&amp;", "&"))
+    visit(consent.wsgi_request.get_full_path(), "post", {"decision": "allow"})
+    visit(f"/wechat/jssdk/config?url={sandboxed.url}/")
+    # A replayed callback: the code was used, the state spent.
+    visit("/wechat/authorize/?code=used&state=spent")
+    visit("/wechat/authorize/?code=used&state=spent&restarted=1")
+
+    secrets = {"APP_SECRET": settings.APP_SECRET}
+    for grant in OAuthGrant.objects.all():
+        secrets[f"access_token {grant.pk}"] = grant.access_token
+        secrets[f"refresh_token {grant.pk}"] = grant.refresh_token
+    secrets |= {f"platform token {t.pk}": t.access_token for t in PlatformToken.objects.all()}
+    secrets |= {f"jsapi_ticket {t.pk}": t.ticket for t in JsapiTicket.objects.all()}
+    assert len(secrets) >= 5  # the flow really issued tokens and a ticket
+    assert any("sign-in outcome=signed_in" in line for line in log_lines)
+    for name, secret in secrets.items():
+        assert not [line for line in log_lines if secret in line], f"{name} logged"
+        assert not [page for page in pages if secret in page], f"{name} shown"
