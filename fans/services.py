@@ -5,12 +5,9 @@ from __future__ import annotations
 from django.core.cache import cache
 
 from xgc import wechat
+from xgc.tokens import EXPIRY_MARGIN
 
 from .models import FansProfile
-
-# Cached tokens expire this long before WeChat's expires_in, so that a token
-# read from the cache is still good for the call it is read for.
-TOKEN_EXPIRY_MARGIN = 300
 
 
 def oauth_token_cache_key(openid: str) -> str:
@@ -19,7 +16,7 @@ def oauth_token_cache_key(openid: str) -> str:
 
 def cache_oauth_token(token: wechat.OAuthToken) -> None:
     """Keep the fan's OAuth token under their own openid until it expires."""
-    timeout = token.expires_in - TOKEN_EXPIRY_MARGIN
+    timeout = token.expires_in - EXPIRY_MARGIN
     if timeout > 0:
         cache.set(oauth_token_cache_key(token.openid), token, timeout)
 

@@ -14,13 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from xgc.sandbox.process import SANDBOX_APP, free_port
+from xgc.sandbox.process import SANDBOX_APP, free_port, wait_until
 
 PROJECT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = PROJECT / "deploy" / "gunicorn.conf.py"
@@ -84,18 +83,17 @@ def start(
 
 
 def wait_until_answering(server: Server, path: str) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
+    def answers() -> bool:
         try:
             requests.get(server.url + path, timeout=1, allow_redirects=False)
-            return
         except requests.RequestException:
-            time.sleep(0.1)  # a readiness poll, bounded by the deadline
-    raise RuntimeError(f"{server.name} did not answer within {START_SECONDS} s")
+            return False
+        return True
+
+    try:
+        wait_until(answers, what=server.name, process=server.process)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}:\n{server.log_tail()}") from None
 
 
 def gunicorn(

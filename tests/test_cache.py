@@ -7,7 +7,8 @@ import pytest
 from django.core.cache import cache
 
 from fans.models import FansProfile
-from fans.services import TOKEN_EXPIRY_MARGIN, oauth_token_cache_key
+from fans.services import oauth_token_cache_key
+from xgc.tokens import EXPIRY_MARGIN
 
 from .conftest import answer, start_login, token_answer, userinfo_answer
 
@@ -30,7 +31,7 @@ def test_tokens_are_cached_in_redis_per_openid_until_shortly_before_expiry(
     ttl = cache.ttl(oauth_token_cache_key("oFAN1"))
     assert token.openid == "oFAN1"
     assert token.access_token == "ACCESS_TOKEN_OF_FAN"
-    assert 7200 - TOKEN_EXPIRY_MARGIN - 5 <= ttl <= 7200 - TOKEN_EXPIRY_MARGIN
+    assert 7200 - EXPIRY_MARGIN - 5 <= ttl <= 7200 - EXPIRY_MARGIN
     assert cache.get(oauth_token_cache_key("oFAN2")) is None
 
 

@@ -15,7 +15,7 @@ import requests
 
 from fans.models import FansProfile
 from xgc.sandbox.models import OAuthGrant
-from xgc.sandbox.process import free_port
+from xgc.sandbox.process import free_port, wait_until
 
 from .bench_fans import Fan, new_session, run_flows
 from .bench_servers import start_sandbox, start_xgc
@@ -63,13 +63,12 @@ def set_faults(sandbox, **faults: float) -> None:
 
 def wait_for_calls(sandbox, route: str, count: int) -> None:
     """Wait (bounded) until the sandbox has received count calls to route."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def arrived() -> bool:
         calls = requests.get(f"{sandbox.url}/sandbox/stats", timeout=10).json()["calls"]
-        if calls[route] >= count:
-            return
-        time.sleep(0.05)  # a readiness poll, bounded by the deadline
-    pytest.fail(f"the sandbox did not see {count} calls to {route}")
+        return calls[route] >= count
+
+    wait_until(arrived, what=f"{count} calls to {route}", seconds=30)
 
 
 def test_a_load_run_with_failing_and_hanging_wechat(faulty_wechat):

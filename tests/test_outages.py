@@ -4,7 +4,6 @@ and many first visits of one fan arrive at once."""
 import shutil
 import subprocess
 import threading
-import time
 
 import psycopg
 import pytest
@@ -19,7 +18,7 @@ import xgc.settings as configured
 from fans.models import FansProfile
 from fans.services import oauth_token_cache_key
 from xgc import tokens
-from xgc.sandbox.process import free_port
+from xgc.sandbox.process import free_port, wait_until
 from xgc.settings import redis_cache
 
 from .conftest import API, answer, service_missing, start_login, token_answer, userinfo_answer
@@ -42,14 +41,14 @@ class PrivateRedis:
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + REDIS_START_SECONDS
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             try:
-                client.ping()
-                return
+                return client.ping()
             except redis.ConnectionError:
-                time.sleep(0.05)  # a readiness poll, bounded by the deadline
-        pytest.fail(f"redis-server did not answer on port {self.port}")
+                return False
+
+        wait_until(answers, what="redis-server", seconds=REDIS_START_SECONDS, process=self.process)
 
     def stop(self):
         self.process.terminate()

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A cached credential expires this long before WeChat's expires_in.
+# A cached credential (these, and fans' OAuth tokens) expires this long before
+# WeChat's expires_in, so that one read from the cache is still good to use.
 EXPIRY_MARGIN = 300
 # Waiters look at the cache this often while the lock holder fetches.
 POLL_SECONDS = 0.05

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -69,7 +69,7 @@ def sandbox_server(
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_until_listening(port, server)
+            wait_until(lambda: _listening(port), what="the sandbox", process=server)
             if latency_ms:
                 faults = requests.post(
                     f"{base}/sandbox/faults", {"latency_ms": latency_ms}, timeout=10
@@ -81,14 +81,27 @@ def sandbox_server(
             server.wait(timeout=10)
 
 
-def _wait_until_listening(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_SECONDS
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    seconds: float = START_SECONDS,
+    process: subprocess.Popen | None = None,
+) -> None:
+    """Poll ready() until it is true; raise if process exits or seconds pass."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the sandbox exited with {server.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before it was ready")
+        if ready():
             return
-        except OSError:
-            time.sleep(0.1)  # a readiness poll, bounded by the deadline
-    raise RuntimeError(f"the sandbox did not listen on port {port} within {START_SECONDS} s")
+        time.sleep(0.05)  # a readiness poll, bounded by the deadline
+    raise RuntimeError(f"{what} was not ready within {seconds} s")
