@@ -29,6 +29,8 @@ STOP_SECONDS = 15
 SECRET_KEY = "bench-only-secret-key-" + "x" * 40
 # The floor's trivial Django view: xgc serves MP_verify_<code>.txt itself.
 MP_VERIFY = "bench"
+# Keeps the sandbox's keys apart from xgc's on one Redis.
+SANDBOX_CACHE_PREFIX = "sandbox"
 
 
 @dataclass
@@ -122,7 +124,7 @@ def start_sandbox(
         ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
-        CACHE_KEY_PREFIX="sandbox",
+        CACHE_KEY_PREFIX=SANDBOX_CACHE_PREFIX,
         REDIRECT_URL=f"http://{app_netloc}/wechat/authorize/",
         WECHAT_SANDBOX_OAUTH_DOMAIN=app_netloc,
         WEB_CONCURRENCY="1",

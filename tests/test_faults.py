@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from fans.models import FansProfile
-from xgc.sandbox.models import OAuthGrant
+from xgc.sandbox.models import SandboxFan
 from xgc.sandbox.process import free_port, wait_until
 
 from .bench_fans import Fan, new_session, run_flows
@@ -85,13 +85,10 @@ def test_a_load_run_with_failing_and_hanging_wechat(faulty_wechat):
     assert 0 < len(errors) < 0.5 * len(new + returning)  # the faults did bite
     assert "Internal Server Error" not in xgc.log_tail(100_000)
 
-    # Every fan whose profile WeChat handed over is stored, once.
-    consented = set(
-        OAuthGrant.objects.filter(scope="snsapi_userinfo").values_list("fan__openid", flat=True)
-    )
+    # Every fan who signed up is stored, once, as WeChat knows them.
     stored = list(FansProfile.objects.values_list("openid", "nickname"))
     assert len(stored) == len({openid for openid, _ in stored})
-    assert {openid for openid, _ in stored} <= consented
+    assert set(stored) <= set(SandboxFan.objects.values_list("openid", "nickname"))
     assert {fan.nickname for fan in signed_up} <= {nickname for _, nickname in stored}
 
 

@@ -1,6 +1,7 @@
 """The WeChat sandbox behaves like WeChat, not like a happy-path mock."""
 
 import json
+import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -9,8 +10,9 @@ import pytest
 from django.utils import timezone
 
 from xgc.sandbox import api
+from xgc.sandbox.api import Faults
 from xgc.sandbox.checks import check_sandbox_only_while_debugging
-from xgc.sandbox.models import AuthCode, Faults, PlatformToken, SandboxFan
+from xgc.sandbox.models import PlatformToken, SandboxFan
 
 from .conftest import redirect_query, run_manage
 
@@ -113,7 +115,7 @@ def test_base_scope_passes_silently_with_a_code_and_the_state(phone):
     query = redirect_query(response)
     assert response["Location"].startswith(CALLBACK + "?restarted=1&code=")
     assert query["state"] == "AbC123"
-    assert AuthCode.objects.get(code=query["code"]).scope == "snsapi_base"
+    assert exchange(phone, query["code"])["scope"] == "snsapi_base"
 
 
 def test_userinfo_scope_asks_for_consent(phone):
@@ -121,7 +123,6 @@ def test_userinfo_scope_asks_for_consent(phone):
     body = page.content.decode()
     assert page.status_code == 200
     assert "允许" in body and "拒绝" in body and "小鸡炖蘑菇🍄" in body
-    assert AuthCode.objects.count() == 0
 
 
 def test_refusal_goes_back_with_the_state_only(phone):
@@ -154,12 +155,19 @@ def test_a_code_works_once(phone):
     assert again["errmsg"].startswith("code been used rid: ")
 
 
-def test_a_code_expires_after_five_minutes(phone):
+def test_a_code_expires_after_five_minutes(phone, monkeypatch):
     code = code_for(phone)
-    AuthCode.objects.filter(code=code).update(
-        created_at=timezone.now() - timedelta(minutes=5, seconds=1)
-    )
+    issued_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: issued_at + 5 * 60 + 1)
     assert exchange(phone, code)["errcode"] == 40029
+
+
+def test_an_access_token_expires_after_two_hours(phone, monkeypatch):
+    grant = exchange(phone, code_for(phone))
+    issued_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: issued_at + 7200)
+    check = {"access_token": grant["access_token"], "openid": FIRST_FAN}
+    assert api_get(phone, "/sns/auth", **check)["errcode"] == 42001
 
 
 @pytest.mark.parametrize(

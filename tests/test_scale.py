@@ -13,16 +13,19 @@ import sys
 from urllib.parse import quote
 
 import pytest
+import redis
 import requests
 
 from django.db import connection
 
 from fans.models import FansProfile
-from xgc.sandbox.models import OAuthGrant, SandboxFan
+from xgc.sandbox.credentials import GRANT_KEY, REFRESH_KEY
+from xgc.sandbox.models import SandboxFan
 from xgc.sandbox.process import SANDBOX_APP, free_port
 
 from .bench_fans import Fan, run_flows
 from .bench_servers import (
+    SANDBOX_CACHE_PREFIX,
     SECRET_KEY,
     find_nginx,
     nginx_upstream_counts,
@@ -84,7 +87,7 @@ def jssdk_config(app_url: str, page: str) -> int:
     return requests.get(f"{app_url}/wechat/jssdk/config?url={page}", timeout=30).status_code
 
 
-def test_two_instances_behind_nginx_sign_in_a_few_hundred_fans(deployment):
+def test_two_instances_behind_nginx_sign_in_a_few_hundred_fans(deployment, redis_url):
     """Every flow succeeds, each fan is stored once, and both instances serve."""
     nginx, sandbox = deployment["nginx"], deployment["sandbox"]
     seeded = set(SandboxFan.objects.values_list("openid", flat=True))
@@ -123,10 +126,23 @@ def test_two_instances_behind_nginx_sign_in_a_few_hundred_fans(deployment):
     assert outcomes.count("sign-in outcome=consent_needed") == NEW_FANS
     assert outcomes.count("sign-in outcome=signed_in") == NEW_FANS + RETURNING_FANS
     secrets = {SECRET_KEY, SANDBOX_APP["APP_SECRET"], *wechat_users}
-    for grant in OAuthGrant.objects.all():
-        secrets |= {grant.access_token, grant.refresh_token}
+    tokens = tokens_wechat_issued(redis_url)
+    # an access and a refresh token for every code exchanged
+    assert len(tokens) == 2 * (2 * NEW_FANS + RETURNING_FANS)
+    secrets |= tokens
     for name in ("xgc-1", "xgc-2", "nginx"):
         assert [secret for secret in secrets if secret in logs[name]] == [], name
+
+
+def tokens_wechat_issued(redis_url: str) -> set[str]:
+    """Return the OAuth access and refresh tokens in the sandbox's cache, from its keys."""
+    client = redis.Redis.from_url(redis_url)
+    tokens = set()
+    for key_format in (GRANT_KEY, REFRESH_KEY):
+        # django-redis stores a key as prefix:version:key
+        pattern = f"{SANDBOX_CACHE_PREFIX}:*:{key_format.format('*')}"
+        tokens |= {key.decode().rsplit(":", 1)[1] for key in client.scan_iter(pattern)}
+    return tokens
 
 
 def test_benchmark_smoke_run(redis_url):

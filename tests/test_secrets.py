@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from xgc.sandbox.models import JsapiTicket, OAuthGrant, PlatformToken
+from xgc.sandbox import credentials
+from xgc.sandbox.models import JsapiTicket, PlatformToken
 
 from .test_sandbox_flow import browse, sandboxed  # noqa: F401  (a fixture)
 
@@ -31,9 +32,30 @@ def log_lines():
     root.removeHandler(recorder)
 
 
+@pytest.fixture
+def issued_grants(monkeypatch):
+    """Record every OAuth grant the sandbox issues, as they live in its cache only."""
+    grants = []
+    save_grant = credentials.save_grant
+
+    def recording(*args):
+        grants.append(save_grant(*args))
+        return grants[-1]
+
+    monkeypatch.setattr(credentials, "save_grant", recording)
+    return grants
+
+
 @pytest.mark.parametrize("debug", [False, True])
 @pytest.mark.django_db(transaction=True)
-def test_no_secret_in_any_log_line_or_page(client, sandboxed, settings, log_lines, debug):  # noqa: F811
+def test_no_secret_in_any_log_line_or_page(
+    client,
+    sandboxed,  # noqa: F811
+    settings,
+    log_lines,
+    issued_grants,
+    debug,
+):
     settings.DEBUG = debug
     pages = []
 
@@ -53,9 +75,9 @@ def test_no_secret_in_any_log_line_or_page(client, sandboxed, settings, log_line
     visit("/wechat/authorize/?code=used&state=spent&restarted=1")
 
     secrets = {"APP_SECRET": settings.APP_SECRET}
-    for grant in OAuthGrant.objects.all():
-        secrets[f"access_token {grant.pk}"] = grant.access_token
-        secrets[f"refresh_token {grant.pk}"] = grant.refresh_token
+    for number, grant in enumerate(issued_grants):
+        secrets[f"access_token {number}"] = grant.access_token
+        secrets[f"refresh_token {number}"] = grant.refresh_token
     secrets |= {f"platform token {t.pk}": t.access_token for t in PlatformToken.objects.all()}
     secrets |= {f"jsapi_ticket {t.pk}": t.ticket for t in JsapiTicket.objects.all()}
     assert len(secrets) >= 5  # the flow really issued tokens and a ticket

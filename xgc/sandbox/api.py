@@ -7,20 +7,46 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import Faults
 from .stats import record_call
 
 # WeChat sends /sns/* JSON as text/plain without a charset (protocol notes
 # 2.6); some cgi-bin answers carry a non-standard "encoding" parameter.
 SNS_CONTENT_TYPE = "text/plain"
 CGI_CONTENT_TYPE = "application/json; encoding=utf-8"
+FAULTS_KEY = "sandbox:faults"
+
+
+@dataclass
+class Faults:
+    """Latency and failures added to every sandbox API call.
+
+    In the cache, read on every call: with REDIS_URL set, every sandbox process
+    sees a change at once.
+    """
+
+    latency_ms: int = 0
+    error_share: float = 0.0
+    hang_share: float = 0.0
+    hang_seconds: float = 30.0
+
+    def __str__(self) -> str:
+        return f"+{self.latency_ms} ms, {self.error_share:.0%} errors, {self.hang_share:.0%} hangs"
+
+    @classmethod
+    def current(cls) -> Faults:
+        return cls(**cache.get(FAULTS_KEY, {}))
+
+    def save(self) -> None:
+        cache.set(FAULTS_KEY, asdict(self), timeout=None)
 
 
 class SandboxError(Exception):

@@ -7,7 +7,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from .models import Faults, Menu, SandboxFan
+from .api import Faults
+from .models import Menu, SandboxFan
 from .oauth import phone_holder
 
 FAULT_FIELDS = {

@@ -7,6 +7,8 @@ servers, and follows the rules in shared/wechat-protocol.md sections 1-3.
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -15,7 +17,6 @@ from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
@@ -23,19 +24,21 @@ from django.views.decorators.http import require_http_methods
 from xgc.wechat import SCOPE_USERINFO, SCOPES
 
 from .api import SNS_CONTENT_TYPE, SandboxError, check_app, require, wechat_api
-from .models import (
-    CODE_LIFETIME,
-    REFRESH_TOKEN_LIFETIME,
-    TOKEN_LIFETIME,
-    AuthCode,
-    OAuthGrant,
-    SandboxFan,
-    random_value,
+from .credentials import (
+    CodeRefused,
+    Grant,
+    WeChatUser,
+    find_grant,
+    issue_code,
+    redeem_code,
+    refresh_grant,
 )
+from .models import TOKEN_LIFETIME, SandboxFan
 
 AUTHORIZE_PARAMS = ["appid", "redirect_uri", "response_type", "scope", "state"]
 STATE_PATTERN = re.compile(r"[A-Za-z0-9]{1,128}")
-# The phone's WeChat user, remembered per browser like WeChat's own login.
+# The phone's WeChat user, remembered per browser like WeChat's own login:
+# the signed cookie carries who they are, so authorizing needs no query.
 PHONE_COOKIE = "sandbox_phone"
 PHONE_COOKIE_SALT = "xgc.sandbox.phone"
 # The phone chooser lists this many fans: the seeded test fans come first.
@@ -68,12 +71,13 @@ def authorize_problem(request: HttpRequest) -> tuple[str, str] | None:
     return None
 
 
-def phone_holder(request: HttpRequest) -> SandboxFan | None:
+def phone_holder(request: HttpRequest) -> WeChatUser | None:
     try:
-        openid = signing.loads(request.COOKIES.get(PHONE_COOKIE, ""), salt=PHONE_COOKIE_SALT)
-    except signing.BadSignature:
+        holder = signing.loads(request.COOKIES.get(PHONE_COOKIE, ""), salt=PHONE_COOKIE_SALT)
+        return WeChatUser(**holder)
+    except (signing.BadSignature, TypeError):
+        # TypeError: a cookie of an older sandbox, which held the openid only
         return None
-    return SandboxFan.objects.filter(openid=openid).first()
 
 
 @require_http_methods(["GET", "POST"])
@@ -83,8 +87,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if problem:
         context = {"code": problem[0], "message": problem[1]}
         return render(request, "sandbox/error.html", context)
-    fan = phone_holder(request)
-    if fan is None:
+    user = phone_holder(request)
+    if user is None:
         chooser = reverse("sandbox-phone") + "?" + urlencode({"next": request.get_full_path()})
         return HttpResponseRedirect(chooser)
     scope = request.GET["scope"]
@@ -92,12 +96,12 @@ def authorize(request: HttpRequest) -> HttpResponse:
         if request.POST.get("decision") != "allow":
             # What the old docs describe for a refusal: back with state only.
             return redirect_back(request, {})
-        return redirect_back(request, {"code": AuthCode.objects.create(fan=fan, scope=scope).code})
+        return redirect_back(request, {"code": issue_code(user, scope)})
     if scope == SCOPE_USERINFO:
         return render(
-            request, "sandbox/consent.html", {"fan": fan, "switch_url": switch_url(request)}
+            request, "sandbox/consent.html", {"fan": user, "switch_url": switch_url(request)}
         )
-    return redirect_back(request, {"code": AuthCode.objects.create(fan=fan, scope=scope).code})
+    return redirect_back(request, {"code": issue_code(user, scope)})
 
 
 def redirect_back(request: HttpRequest, params: dict[str, str]) -> HttpResponse:
@@ -125,9 +129,10 @@ def phone(request: HttpRequest) -> HttpResponse:
         )
         if fan is not None:
             response = HttpResponseRedirect(next_url)
+            user = WeChatUser(fan.openid, fan.unionid, fan.nickname)
             response.set_cookie(
                 PHONE_COOKIE,
-                signing.dumps(fan.openid, salt=PHONE_COOKIE_SALT),
+                signing.dumps(asdict(user), salt=PHONE_COOKIE_SALT),
                 max_age=365 * 24 * 3600,
                 httponly=True,
                 samesite="Lax",
@@ -140,27 +145,16 @@ def phone(request: HttpRequest) -> HttpResponse:
     return render(request, "sandbox/phone.html", context)
 
 
-def issue_grant(fan: SandboxFan, scope: str) -> dict[str, Any]:
-    now = timezone.now()
-    grant = OAuthGrant.objects.create(
-        fan=fan,
-        scope=scope,
-        expires_at=now + TOKEN_LIFETIME,
-        refresh_expires_at=now + REFRESH_TOKEN_LIFETIME,
-    )
-    return grant_answer(grant)
-
-
-def grant_answer(grant: OAuthGrant) -> dict[str, Any]:
+def grant_answer(grant: Grant) -> dict[str, Any]:
     answer = {
         "access_token": grant.access_token,
         "expires_in": int(TOKEN_LIFETIME.total_seconds()),
         "refresh_token": grant.refresh_token,
-        "openid": grant.fan.openid,
+        "openid": grant.user.openid,
         "scope": grant.scope,
     }
-    if grant.scope == SCOPE_USERINFO and grant.fan.unionid:
-        answer["unionid"] = grant.fan.unionid
+    if grant.scope == SCOPE_USERINFO and grant.user.unionid:
+        answer["unionid"] = grant.user.unionid
     return answer
 
 
@@ -170,15 +164,12 @@ def access_token(request: HttpRequest) -> dict[str, Any]:
     check_app(request.GET)
     if request.GET.get("grant_type") != "authorization_code":
         raise SandboxError(40002, "invalid grant_type")
-    code = require(request.GET, "code", 41008)
-    auth = AuthCode.objects.select_related("fan").filter(code=code).first()
-    if auth is None or auth.created_at < timezone.now() - CODE_LIFETIME:
-        raise SandboxError(40029, "invalid code")
-    # Only the exchange that marks the code used gets a grant, even when two
-    # arrive at once; one conditional UPDATE needs no lock or transaction.
-    if not AuthCode.objects.filter(pk=auth.pk, used_at=None).update(used_at=timezone.now()):
-        raise SandboxError(40163, "code been used")
-    return issue_grant(auth.fan, auth.scope)
+    try:
+        grant = redeem_code(require(request.GET, "code", 41008))
+    except CodeRefused as refused:
+        message = "code been used" if refused.errcode == 40163 else "invalid code"
+        raise SandboxError(refused.errcode, message) from None
+    return grant_answer(grant)
 
 
 @wechat_api(SNS_CONTENT_TYPE)
@@ -186,28 +177,22 @@ def refresh_token(request: HttpRequest) -> dict[str, Any]:
     check_app(request.GET, with_secret=False)
     if request.GET.get("grant_type") != "refresh_token":
         raise SandboxError(40002, "invalid grant_type")
-    value = require(request.GET, "refresh_token", 41003)
-    grant = OAuthGrant.objects.filter(
-        refresh_token=value, refresh_expires_at__gt=timezone.now()
-    ).first()
+    grant = refresh_grant(require(request.GET, "refresh_token", 41003))
     if grant is None:
         raise SandboxError(40030, "invalid refresh_token")
-    grant.access_token = random_value()
-    grant.expires_at = timezone.now() + TOKEN_LIFETIME
-    grant.save(update_fields=["access_token", "expires_at"])
     return grant_answer(grant)
 
 
-def valid_grant(request: HttpRequest) -> OAuthGrant:
+def valid_grant(request: HttpRequest) -> Grant:
     """Return the grant of a live access_token issued to the openid asked about."""
     token = require(request.GET, "access_token", 41001)
     openid = require(request.GET, "openid", 41009)
-    grant = OAuthGrant.objects.select_related("fan").filter(access_token=token).first()
+    grant = find_grant(token)
     if grant is None:
         raise SandboxError(40001, "invalid credential, access_token is invalid or not latest")
-    if grant.expires_at <= timezone.now():
+    if grant.expires_at <= time.time():
         raise SandboxError(42001, "access_token expired")
-    if grant.fan.openid != openid:
+    if grant.user.openid != openid:
         raise SandboxError(40003, "invalid openid")
     return grant
 
@@ -223,20 +208,20 @@ def userinfo(request: HttpRequest) -> dict[str, Any]:
     grant = valid_grant(request)
     if grant.scope != SCOPE_USERINFO:
         raise SandboxError(48001, "api unauthorized")
-    fan = grant.fan
+    user = grant.user
     info = {
-        "openid": fan.openid,
-        "nickname": fan.nickname,
+        "openid": user.openid,
+        "nickname": user.nickname,
         # Blank since 2021-10, as WeChat sends them.
         "sex": 0,
         "province": "",
         "city": "",
         "country": "",
-        "headimgurl": request.build_absolute_uri(reverse("sandbox-avatar", args=[fan.openid])),
+        "headimgurl": request.build_absolute_uri(reverse("sandbox-avatar", args=[user.openid])),
         "privilege": [],
     }
-    if fan.unionid:
-        info["unionid"] = fan.unionid
+    if user.unionid:
+        info["unionid"] = user.unionid
     return info
 
 
