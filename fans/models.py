@@ -49,22 +49,29 @@ class FansProfile(models.Model):
         """Create or update the fan described by a /sns/userinfo answer.
 
         Idempotent on openid: a second call, or a concurrent first visit of
-        the same fan, updates the one row instead of adding another.
+        the same fan, updates the one row instead of adding another. It is a
+        single INSERT ... ON CONFLICT statement, so the returned fan carries
+        the answer's fields and its pk; the follow state and created_at of a
+        row that existed are left as they are in the database, not loaded.
         """
-        fan, _ = cls.objects.update_or_create(
+        fan = cls(
             openid=info["openid"],
-            defaults={
-                "unionid": _text(info.get("unionid"), 64) or None,
-                "nickname": _text(info.get("nickname"), 255),
-                "sex": _sex(info.get("sex")),
-                "province": _text(info.get("province"), 64),
-                "city": _text(info.get("city"), 64),
-                "country": _text(info.get("country"), 64),
-                "headimgurl": _text(info.get("headimgurl"), 1024),
-                "privilege": info.get("privilege") or [],
-                "userinfo": info,
-                "last_login_at": timezone.now(),
-            },
+            unionid=_text(info.get("unionid"), 64) or None,
+            nickname=_text(info.get("nickname"), 255),
+            sex=_sex(info.get("sex")),
+            province=_text(info.get("province"), 64),
+            city=_text(info.get("city"), 64),
+            country=_text(info.get("country"), 64),
+            headimgurl=_text(info.get("headimgurl"), 1024),
+            privilege=info.get("privilege") or [],
+            userinfo=info,
+            last_login_at=timezone.now(),
+        )
+        cls.objects.bulk_create(
+            [fan],
+            update_conflicts=True,
+            unique_fields=["openid"],
+            update_fields=[*USERINFO_FIELDS, "updated_at", "last_login_at"],
         )
         return fan
 
@@ -88,6 +95,20 @@ class FansProfile(models.Model):
     def record_login(self) -> None:
         self.last_login_at = timezone.now()
         FansProfile.objects.filter(pk=self.pk).update(last_login_at=self.last_login_at)
+
+
+# The columns that a /sns/userinfo answer fills.
+USERINFO_FIELDS = [
+    "unionid",
+    "nickname",
+    "sex",
+    "province",
+    "city",
+    "country",
+    "headimgurl",
+    "privilege",
+    "userinfo",
+]
 
 
 def _text(value: Any, max_length: int) -> str:
