@@ -197,6 +197,25 @@ def test_one_session_per_thread_is_reused():
     assert other[0] is not first
 
 
+@pytest.mark.parametrize(
+    ("no_proxy", "proxies"),
+    [("", {"https": "http://proxy.example:3128"}), ("weixin.qq.com", {})],
+)
+def test_the_session_takes_proxy_and_ca_bundle_from_the_environment(
+    settings, monkeypatch, no_proxy, proxies
+):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+    monkeypatch.setattr(wechat, "_local", threading.local())
+    session = wechat._session()
+    assert session.proxies == proxies
+    assert session.verify == "/etc/ssl/company-ca.pem"
+    # Pointed at another host, a thread makes a session for it.
+    settings.WECHAT_API_BASE_URL = "http://127.0.0.1:8000/sandbox"
+    assert wechat._session() is not session
+
+
 def test_stable_token_posts_raw_json_with_the_secret(wechat_api):
     call = wechat_api.post(
         API + "/cgi-bin/stable_token",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,8 +119,18 @@ _local = threading.local()
 def _session() -> requests.Session:
     # One Session per thread: connections to WeChat are reused across
     # requests, and requests does not promise a Session is thread-safe.
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
+    base_url = settings.WECHAT_API_BASE_URL
+    if getattr(_local, "base_url", None) != base_url:
+        session = requests.Session()
+        # The environment's proxy for WeChat's host (honouring NO_PROXY) and
+        # its CA bundle, read once: requests would read them again on every
+        # call, which costs more CPU than the rest of preparing the call.
+        session.proxies = requests.utils.get_environ_proxies(base_url)
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE", True
+        )
+        session.trust_env = False
+        _local.session, _local.base_url = session, base_url
     return _local.session
 
 
