@@ -33,7 +33,7 @@ chdir = str(PROJECT)
 bind = os.environ.get("GUNICORN_BIND", "").strip() or "127.0.0.1:8000"
 workers = _positive_int("WEB_CONCURRENCY", 2)
 worker_class = "gthread"
-threads = _positive_int("GUNICORN_THREADS", 8)
+threads = _positive_int("GUNICORN_THREADS", 16)
 # A callback may wait on a few WeChat calls in a row, each allowed
 # WECHAT_HTTP_TIMEOUT: a worker restart lets them finish first.
 timeout = _positive_int("GUNICORN_TIMEOUT", int(4 * settings.WECHAT_HTTP_TIMEOUT) + 10)

@@ -8,7 +8,8 @@ measures, one after the other on the same servers: returning fans coming back
 and new fans signing up with 0 ms added to WeChat's API calls, the same with
 --latency-ms added, and the floor: for each fan of the 0 ms run, as many
 requests to a trivial xgc view and a trivial sandbox endpoint. It prints the
-figures and each target of issue 5 as a ratio with pass or FAIL, and exits
+figures and each target of issue 5 as a ratio with pass or FAIL (a ratio of
+flows/s is the median of the rounds' ratios, with their range), and exits
 non-zero if any flow failed.
 """
 
@@ -41,12 +42,13 @@ DATABASE = "xgc_bench"
 # deploy/gunicorn.conf.py's defaults, and two minutes on a 2-core machine.
 DEFAULTS = {
     "fans": 300,
-    "rounds": 3,
+    "rounds": 5,
     "returning_share": 0.5,
-    "concurrency": 16,
+    # Enough fans at once to keep both cores busy while WeChat adds latency.
+    "concurrency": 32,
     "latency_ms": 50,
     "workers": 2,
-    "threads": 8,
+    "threads": 16,
 }
 # Small enough for CI, large enough to go through every step.
 SMOKE = {"fans": 16, "rounds": 1, "concurrency": 4, "latency_ms": 10, "workers": 1, "threads": 4}
@@ -88,6 +90,8 @@ class Bench:
             Fan(app.url, sandbox.url) for _ in range(round(options.fans * options.returning_share))
         ]
         self.runs = {"base": Run(), "slow": Run(), "floor": Run()}
+        # flows/s of each round's base, slow and floor runs
+        self.round_rates: list[tuple[float, float, float]] = []
 
     def run(self) -> list[Flow]:
         """Warm up, then measure every round; return the warm-up's flows."""
@@ -96,9 +100,10 @@ class Bench:
         warm_up, _ = run_flows([fan.sign_up for fan in self.returning], self.options.concurrency)
         for _ in range(self.options.rounds):
             base = self.measure_flows("base", 0)
-            self.measure_flows("slow", self.options.latency_ms)
+            slow = self.measure_flows("slow", self.options.latency_ms)
             self.set_latency(0)
-            self.measure_floor(base)
+            floor = self.measure_floor(base)
+            self.round_rates.append((base.rate, slow.rate, floor.rate))
         return warm_up
 
     def set_latency(self, latency_ms: int) -> None:
@@ -131,7 +136,7 @@ class Bench:
         self.add(name, part)
         return part
 
-    def measure_floor(self, base: Run) -> None:
+    def measure_floor(self, base: Run) -> Run:
         """Send each fan of base as many requests, to trivial views; time them."""
         api_calls = {
             kind: sum(base.calls[kind].values()) / max(base.flows_of(kind), 1)
@@ -154,6 +159,7 @@ class Bench:
         part = Run()
         self.timed(part, [trivial(flow) for flow in base.flows])
         self.add("floor", part)
+        return part
 
     def timed(self, part: Run, flows: list[Callable[[], Flow]]) -> None:
         before = self.cpu_seconds()
@@ -301,8 +307,11 @@ def start_servers(
         redis_url=options.redis_url,
         app_netloc=f"127.0.0.1:{port}",
         log_dir=log_dir,
-        # Enough for every xgc thread to wait on one API call at once.
-        threads=max(32, 2 * options.workers * options.threads),
+        # WeChat is not one process: as many workers as xgc's, so that the
+        # sandbox's own GIL does not hold WeChat's side back, and enough
+        # threads for every xgc thread to wait on one API call at once.
+        workers=options.workers,
+        threads=max(32, options.workers * options.threads),
     )
     servers.append(sandbox)
     app = start_xgc(
@@ -329,7 +338,7 @@ def report(bench: Bench, warm_up: list[Flow]) -> int:
     say(f"machine    {machine()}")
     say(
         f"servers    xgc: gunicorn, workers {options.workers}, threads {options.threads}; "
-        "WeChat: the sandbox, in its own gunicorn; PostgreSQL, Redis"
+        f"WeChat: the sandbox, in its own gunicorn (workers {options.workers}); PostgreSQL, Redis"
     )
     say(
         f"load       {options.rounds} rounds of {options.fans} flows per run "
@@ -381,6 +390,11 @@ def report(bench: Bench, warm_up: list[Flow]) -> int:
         + ", ".join(f"{mb:.0f}" for mb in sandbox_rss)
     )
     say()
+    # Each round's ratio compares runs made seconds apart, so that a slow
+    # spell of a shared machine touches both sides; the median of the rounds
+    # is the figure, their range shows the spread.
+    hidden = [slow_rate / base_rate for base_rate, slow_rate, _ in bench.round_rates]
+    near_floor = [base_rate / floor_rate for base_rate, _, floor_rate in bench.round_rates]
     exact_calls = all(calls[kind] == expected for kind, expected in EXPECTED_CALLS.items())
     returning_queries = max_queries(measured, "returning")
     table(
@@ -389,16 +403,16 @@ def report(bench: Bench, warm_up: list[Flow]) -> int:
             target(
                 "WeChat latency hidden",
                 f"flows/s {slow_label} / +0 ms",
-                slow.rate / base.rate,
+                shown_ratio(hidden),
                 ">= 0.85",
-                slow.rate / base.rate >= 0.85,
+                statistics.median(hidden) >= 0.85,
             ),
             target(
                 "close to the floor",
                 "flows/s +0 ms / floor",
-                base.rate / floor.rate,
+                shown_ratio(near_floor),
                 ">= 0.50",
-                base.rate / floor.rate >= 0.5,
+                statistics.median(near_floor) >= 0.5,
             ),
             target(
                 "connection reuse",
@@ -460,6 +474,12 @@ def table(header: list[str], rows: list[list[str]], align: str) -> None:
 def target(name: str, what: str, value: float | str, wanted: str, held: bool) -> list[str]:
     shown = f"{value:.2f}" if isinstance(value, float) else str(value)
     return [name, what, shown, wanted, "pass" if held else "FAIL"]
+
+
+def shown_ratio(ratios: list[float]) -> str:
+    """Return the median of the rounds' ratios, with their range if there are several."""
+    median = f"{statistics.median(ratios):.2f}"
+    return median if len(ratios) < 2 else f"{median} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def percentiles(values: list[float]) -> str:

@@ -113,9 +113,13 @@ def start_sandbox(
     redis_url: str,
     app_netloc: str,
     log_dir: Path,
+    workers: int = 1,
     threads: int = 32,
 ) -> Server:
-    """Serve the WeChat sandbox alone, for xgc at app_netloc (its OAuth domain)."""
+    """Serve the WeChat sandbox alone, for xgc at app_netloc (its OAuth domain).
+
+    Its state is in the database and in Redis, so it may run several workers.
+    """
     env = base_env(
         **SANDBOX_APP,
         WECHAT_SANDBOX="1",
@@ -127,7 +131,7 @@ def start_sandbox(
         CACHE_KEY_PREFIX=SANDBOX_CACHE_PREFIX,
         REDIRECT_URL=f"http://{app_netloc}/wechat/authorize/",
         WECHAT_SANDBOX_OAUTH_DOMAIN=app_netloc,
-        WEB_CONCURRENCY="1",
+        WEB_CONCURRENCY=str(workers),
         GUNICORN_THREADS=str(threads),
     )
     return gunicorn("sandbox", env, log_dir, port=free_port(), ready_path="/sandbox/ping")
@@ -143,7 +147,7 @@ def start_xgc(
     redis_url: str,
     log_dir: Path,
     workers: int = 2,
-    threads: int = 8,
+    threads: int = 16,
     settings_module: str = "xgc.settings",
 ) -> Server:
     """Serve xgc on port as in production, with the sandbox standing in for WeChat.

@@ -67,7 +67,7 @@ def test_gunicorn_defaults_suit_xgc():
     """Threaded workers whose timeouts outlast several WeChat calls in a row."""
     config = gunicorn_config()
     assert config["worker_class"] == "gthread"
-    assert (config["workers"], config["threads"]) == ("2", "8")
+    assert (config["workers"], config["threads"]) == ("2", "16")
     assert config["bind"] == "['127.0.0.1:8000']"
     assert int(config["timeout"]) == int(config["graceful_timeout"]) == 30
     assert config["wsgi_app"] == "xgc.wsgi:application"

@@ -32,7 +32,7 @@ RETRY_PAGE_ERRORS = ("HTTP 502 from /wechat/authorize/", "HTTP 400 from /wechat/
 
 @pytest.fixture
 def faulty_wechat(transactional_db, redis_url, tmp_path):
-    """The sandbox and one xgc (2 workers x 8 threads) reaching it; yield both."""
+    """The sandbox and one xgc (2 workers x 16 threads) reaching it; yield both."""
     port = free_port()
     servers = {}
     try:
@@ -95,9 +95,9 @@ def test_a_load_run_with_failing_and_hanging_wechat(faulty_wechat):
 def test_hanging_wechat_gets_a_retry_page_in_time_and_other_pages_still_answer(faulty_wechat):
     sandbox, xgc = faulty_wechat
     set_faults(sandbox, hang_share=1, hang_seconds=WECHAT_HTTP_TIMEOUT + 5)
-    # The kernel may hand all of a burst to one worker, whose 8 threads then
+    # The kernel may hand all of a burst to one worker, whose 16 threads then
     # all wait on WeChat; a larger burst would queue behind them.
-    burst = 8
+    burst = 16
 
     def hanging_sign_up():
         session = new_session()

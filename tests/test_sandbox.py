@@ -9,7 +9,7 @@ import pytest
 
 from django.utils import timezone
 
-from xgc.sandbox import api
+from xgc.sandbox import api, oauth
 from xgc.sandbox.api import Faults
 from xgc.sandbox.checks import check_sandbox_only_while_debugging
 from xgc.sandbox.models import PlatformToken, SandboxFan
@@ -380,7 +380,7 @@ def test_the_phone_chooser_lists_the_seeded_fans_and_not_thousands(client):
     for _ in range(30):
         SandboxFan.create_new()
     page = client.get("/sandbox/phone").content.decode()
-    assert page.count('name="openid"') == 20 + 1  # and "new"
+    assert page.count('name="openid"') == oauth.CHOOSER_FANS + 1  # and "new"
     assert FIRST_FAN in page
 
 

@@ -24,8 +24,6 @@ GRANT_KEY = "sandbox:grant:{}"
 REFRESH_KEY = "sandbox:grant-by-refresh:{}"
 # WeChat's codes are 32 characters; its tokens are longer.
 CODE_LENGTH = 32
-# An expired access_token is kept this long, to answer 42001 rather than 40001.
-EXPIRED_KEPT = 3600
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class Grant:
     scope: str
     access_token: str
     refresh_token: str
-    # time.time() after which the access_token answers 42001
+    # time.time() from which the access_token answers 42001 (expired)
     expires_at: float
 
 
@@ -82,9 +80,10 @@ def save_grant(user: WeChatUser, scope: str, refresh_token: str) -> Grant:
     """Store a new access_token for refresh_token; both find the grant."""
     lifetime = TOKEN_LIFETIME.total_seconds()
     grant = Grant(user, scope, random_value(), refresh_token, time.time() + lifetime)
-    stored = asdict(grant)
-    cache.set(GRANT_KEY.format(grant.access_token), stored, lifetime + EXPIRED_KEPT)
-    cache.set(REFRESH_KEY.format(refresh_token), stored, REFRESH_TOKEN_LIFETIME.total_seconds())
+    # Both keys live as long as the refresh_token, in one round trip; an
+    # access_token past its own expiry then answers 42001, as WeChat's does.
+    keys = [GRANT_KEY.format(grant.access_token), REFRESH_KEY.format(refresh_token)]
+    cache.set_many(dict.fromkeys(keys, asdict(grant)), REFRESH_TOKEN_LIFETIME.total_seconds())
     return grant
 
 

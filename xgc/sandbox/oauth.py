@@ -41,8 +41,9 @@ STATE_PATTERN = re.compile(r"[A-Za-z0-9]{1,128}")
 # the signed cookie carries who they are, so authorizing needs no query.
 PHONE_COOKIE = "sandbox_phone"
 PHONE_COOKIE_SALT = "xgc.sandbox.phone"
-# The phone chooser lists this many fans: the seeded test fans come first.
-CHOOSER_FANS = 20
+# The phone chooser lists a phone screen's worth of fans, the seeded test
+# fans first.
+CHOOSER_FANS = 8
 
 
 def authorize_problem(request: HttpRequest) -> tuple[str, str] | None:
