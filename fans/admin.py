@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from .models import FansProfile
+from .models import USERINFO_FIELDS, FansProfile
 
 admin.site.site_header = "xgc 管理后台"
 admin.site.site_title = "xgc"
@@ -20,15 +20,7 @@ class FansProfileAdmin(admin.ModelAdmin):
     readonly_fields = [
         "avatar",
         "openid",
-        "unionid",
-        "nickname",
-        "sex",
-        "province",
-        "city",
-        "country",
-        "headimgurl",
-        "privilege",
-        "userinfo",
+        *USERINFO_FIELDS,
         "created_at",
         "updated_at",
         "last_login_at",
