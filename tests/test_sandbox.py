@@ -2,6 +2,7 @@
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -9,7 +10,7 @@ import pytest
 
 from django.utils import timezone
 
-from xgc.sandbox import api, oauth
+from xgc.sandbox import api, credentials, oauth
 from xgc.sandbox.api import Faults
 from xgc.sandbox.checks import check_sandbox_only_while_debugging
 from xgc.sandbox.models import PlatformToken, SandboxFan
@@ -153,6 +154,23 @@ def test_a_code_works_once(phone):
     again = exchange(phone, code)
     assert again["errcode"] == 40163
     assert again["errmsg"].startswith("code been used rid: ")
+
+
+def test_a_code_exchanged_twice_at_once_gives_one_grant(phone):
+    code = code_for(phone)
+    answers = []
+
+    def redeem():
+        try:
+            answers.append(credentials.redeem_code(code).access_token)
+        except api.SandboxError as error:
+            answers.append(error.errcode)
+
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(8):
+            pool.submit(redeem)
+    assert answers.count(40163) == 7
+    assert len([answer for answer in answers if isinstance(answer, str)]) == 1
 
 
 def test_a_code_expires_after_five_minutes(phone, monkeypatch):

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from .api import SandboxError
 from .models import CODE_LIFETIME, REFRESH_TOKEN_LIFETIME, TOKEN_LIFETIME, random_value
 
 CODE_KEY = "sandbox:code:{}"
@@ -50,14 +51,6 @@ class Grant:
     expires_at: float
 
 
-class CodeRefused(Exception):
-    """A code WeChat would refuse; errcode says why (40029 or 40163)."""
-
-    def __init__(self, errcode: int):
-        super().__init__(errcode)
-        self.errcode = errcode
-
-
 def issue_code(user: WeChatUser, scope: str) -> str:
     code = random_value(CODE_LENGTH)
     lifetime = CODE_LIFETIME.total_seconds()
@@ -69,10 +62,10 @@ def redeem_code(code: str) -> Grant:
     """Exchange a code, which works once and for five minutes, for a new grant."""
     issued = cache.get(CODE_KEY.format(code))
     if issued is None:
-        raise CodeRefused(40029)
+        raise SandboxError(40029, "invalid code")
     # cache.add succeeds for one caller only, even for two exchanges at once.
     if not cache.add(USED_CODE_KEY.format(code), True, CODE_LIFETIME.total_seconds()):
-        raise CodeRefused(40163)
+        raise SandboxError(40163, "code been used")
     return save_grant(WeChatUser(**issued["user"]), issued["scope"], random_value())
 
 

@@ -25,7 +25,6 @@ from xgc.wechat import SCOPE_USERINFO, SCOPES
 
 from .api import SNS_CONTENT_TYPE, SandboxError, check_app, require, wechat_api
 from .credentials import (
-    CodeRefused,
     Grant,
     WeChatUser,
     find_grant,
@@ -165,12 +164,7 @@ def access_token(request: HttpRequest) -> dict[str, Any]:
     check_app(request.GET)
     if request.GET.get("grant_type") != "authorization_code":
         raise SandboxError(40002, "invalid grant_type")
-    try:
-        grant = redeem_code(require(request.GET, "code", 41008))
-    except CodeRefused as refused:
-        message = "code been used" if refused.errcode == 40163 else "invalid code"
-        raise SandboxError(refused.errcode, message) from None
-    return grant_answer(grant)
+    return grant_answer(redeem_code(require(request.GET, "code", 41008)))
 
 
 @wechat_api(SNS_CONTENT_TYPE)
