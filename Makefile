@@ -56,7 +56,7 @@ test: install browser
 
 # The sign-in benchmark of README's "Production" section, on PostgreSQL (it
 # creates the database xgc_bench next to TEST_POSTGRES_URL's) and Redis.
-# BENCH_ARGS passes options, e.g. BENCH_ARGS="--concurrency 32 --fans 500".
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--concurrency 48 --fans 500".
 bench: install
 	$(PIPENV) run python -m tests.bench --database-url $(TEST_POSTGRES_URL) $(BENCH_ARGS)
 

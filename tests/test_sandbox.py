@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from django.core import signing
 from django.utils import timezone
 
 from xgc.sandbox import api, credentials, oauth
@@ -102,6 +103,12 @@ def test_a_new_phone_is_asked_who_holds_it_and_remembers(client):
     chosen = client.post(first["Location"], {"openid": FIRST_FAN})
     assert chosen["Location"] == authorize_path()
     assert client.get(authorize_path())["Location"].startswith(CALLBACK + "?code=")
+
+
+def test_a_phone_cookie_of_an_older_sandbox_asks_again(client):
+    """It held the openid alone; the phone's user now travels whole in it."""
+    client.cookies[oauth.PHONE_COOKIE] = signing.dumps(FIRST_FAN, salt=oauth.PHONE_COOKIE_SALT)
+    assert client.get(authorize_path())["Location"].startswith("/sandbox/phone?next=")
 
 
 def test_a_new_test_fan_can_hold_the_phone(client):
