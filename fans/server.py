@@ -11,6 +11,7 @@ from defusedxml import ElementTree
 
 from django.conf import settings
 from django.core.cache import cache
+from django.dispatch import Signal
 from django.http import (
     Http404,
     HttpRequest,
@@ -34,6 +35,10 @@ SIGNATURE_MAX_AGE = 300
 MAX_BODY_SIZE = 64 * 1024
 SUBSCRIPTION_EVENTS = {"subscribe": True, "unsubscribe": False}
 OPENID_MAX_LENGTH = FansProfile._meta.get_field("openid").max_length
+
+# Sent with ``message`` (the parsed XML Element) for every pushed message, so
+# that apps above fans/ act on the events they own without fans/ knowing them.
+wechat_message_received = Signal()
 
 
 def signature(token: str, timestamp: str, nonce: str) -> str:
@@ -119,6 +124,10 @@ def wechat_server(request: HttpRequest) -> HttpResponse:
         # LookupError an unknown encoding in the XML declaration.
         return HttpResponseBadRequest()
     record_subscription(message)
+    for handler, error in wechat_message_received.send_robust(sender=None, message=message):
+        if isinstance(error, Exception):
+            # WeChat must still read "success", or it retries and warns the fan.
+            logger.error("WeChat push handler %s failed: %r", handler.__qualname__, error)
     # WeChat retries, then shows the fan an error, unless it reads "success".
     return HttpResponse("success", content_type="text/plain")
 

@@ -86,7 +86,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "csp",
+    "django_tasks",
+    "django_tasks_db",
     "fans",
+    "activities",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +191,13 @@ else:
 # Keeps apart the keys of several xgc deployments (or a benchmark) on one Redis.
 CACHES["default"]["KEY_PREFIX"] = _env("CACHE_KEY_PREFIX")
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# TASKS: work that must not keep a request waiting (the template messages of
+# activities/notifications.py), queued in the database itself, so that a
+# decision and the task that announces it commit together, on SQLite as on
+# PostgreSQL. `python manage.py worker` runs them.
+# https://github.com/RealOrangeOne/django-tasks-db
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # SECURITY
 SESSION_COOKIE_HTTPONLY = True
@@ -315,3 +325,10 @@ WECHAT_TOKEN_ENDPOINT = _env("WECHAT_TOKEN_ENDPOINT", "stable_token")
 # The <code> of the MP_verify_<code>.txt file WeChat asks for at the domain root.
 WECHAT_MP_VERIFY = _env("WECHAT_MP_VERIFY")
 FAN_COOKIE_MAX_AGE = _env_number("FAN_COOKIE_MAX_AGE", 3600, int)
+# The operator's template message (模板消息) for an application's result, and
+# which of its keywords carry the activity, the result and the time. Without a
+# template id no message is sent.
+WECHAT_TEMPLATE_APPLICATION_RESULT = _env("WECHAT_TEMPLATE_APPLICATION_RESULT")
+WECHAT_TEMPLATE_KEY_ACTIVITY = _env("WECHAT_TEMPLATE_KEY_ACTIVITY", "thing1")
+WECHAT_TEMPLATE_KEY_RESULT = _env("WECHAT_TEMPLATE_KEY_RESULT", "phrase2")
+WECHAT_TEMPLATE_KEY_TIME = _env("WECHAT_TEMPLATE_KEY_TIME", "time3")

@@ -5,6 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("", include("fans.urls")),
+    path("", include("activities.urls")),
 ]
 
 # Never mounted for real fans: see the sandbox.E001 check.

@@ -358,6 +358,25 @@ def delete_menu(access_token: str) -> None:
     _call("GET", "/cgi-bin/menu/delete", params={"access_token": access_token})
 
 
+@sensitive_variables()
+def send_template_message(access_token: str, message: dict[str, Any]) -> str:
+    """Send a template message (模板消息); return WeChat's msgid.
+
+    errcode 0 means accepted, not delivered: the TEMPLATESENDJOBFINISH event
+    tells delivery. The msgid is a 64-bit number, kept as text.
+    https://developers.weixin.qq.com/doc/service/api/notify/template/api_sendtemplatemessage
+    """
+    data = _call(
+        "POST",
+        "/cgi-bin/message/template/send",
+        params={"access_token": access_token},
+        body=message,
+    )
+    if "msgid" not in data:
+        raise WeChatError(None, "/cgi-bin/message/template/send answered without msgid")
+    return str(data["msgid"])
+
+
 def menu_problems(buttons: Any) -> list[tuple[int, str]]:
     """Return (errcode, reason) for each way a menu breaks WeChat's limits.
 

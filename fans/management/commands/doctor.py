@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import requests
@@ -12,11 +13,15 @@ from django.conf import settings
 from django.core import checks
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
+from django.db.models import Q
 from django.http.request import validate_host
+from django.utils import timezone
 
 from xgc import wechat
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+# A task due this long ago and still not taken means no worker is running.
+QUEUE_OVERDUE = timedelta(minutes=5)
 # What each errcode of the token fetch usually means for the operator.
 TOKEN_HINTS = {
     40013: "APP_ID is not an official account's AppID",
@@ -44,7 +49,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, online: bool = False, **options):
-        findings = [*settings_findings(), database_finding(), cache_finding()]
+        findings = [*settings_findings(), database_finding(), cache_finding(), queue_finding()]
         if online:
             findings += [token_finding(), *public_host_findings()]
         style = {OK: self.style.SUCCESS, WARN: self.style.WARNING, FAIL: self.style.ERROR}
@@ -59,7 +64,9 @@ class Command(BaseCommand):
 
 def settings_findings() -> Iterator[Finding]:
     messages = [
-        message for message in checks.run_checks() if message.id and message.id.startswith("fans.")
+        message
+        for message in checks.run_checks()
+        if message.id and message.id.startswith(("fans.", "activities."))
     ]
     for message in messages:
         level = FAIL if message.is_serious() else WARN
@@ -79,6 +86,12 @@ def settings_findings() -> Iterator[Finding]:
         yield Finding(WARN, "WECHAT_SANDBOX", "on: the built-in sandbox stands in for WeChat")
     if not settings.TOKEN:
         yield Finding(WARN, "TOKEN", "empty: WeChat's server configuration check cannot pass")
+    if not settings.WECHAT_TEMPLATE_APPLICATION_RESULT:
+        yield Finding(
+            WARN,
+            "WECHAT_TEMPLATE_APPLICATION_RESULT",
+            "empty: fans get no template message when their application is decided",
+        )
 
 
 def database_finding() -> Finding:
@@ -110,6 +123,27 @@ def cache_finding() -> Finding:
     except RedisError as exc:
         return Finding(FAIL, "cache", f"Redis not reachable ({exc}); check REDIS_URL")
     return Finding(OK, "cache", "Redis reachable")
+
+
+def queue_finding() -> Finding:
+    """Tell whether a worker is taking the tasks (template messages) from the queue."""
+    from django_tasks_db.models import DBTaskResult, get_date_max
+
+    overdue = timezone.now() - QUEUE_OVERDUE
+    # run_after is the far future's maximum for a task due at once.
+    due_long_ago = Q(run_after__lt=overdue) | Q(run_after=get_date_max(), enqueued_at__lt=overdue)
+    try:
+        waiting = DBTaskResult.objects.ready().filter(due_long_ago).count()
+    except DatabaseError:
+        return Finding(FAIL, "task queue", "its table is missing: run python manage.py migrate")
+    if waiting:
+        return Finding(
+            WARN,
+            "task queue",
+            f"{waiting} task(s) waiting for over {QUEUE_OVERDUE.seconds // 60} minutes: "
+            "is python manage.py worker running?",
+        )
+    return Finding(OK, "task queue", "no task is overdue")
 
 
 def token_finding() -> Finding:
