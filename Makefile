@@ -42,7 +42,10 @@ run: install .env
 	@echo "  menu link:  http://$(ADDR)/wechat/login/"
 	@echo "  sandbox:    http://$(ADDR)/sandbox/   (test fans, fault injection)"
 	@echo "  admin:      http://$(ADDR)/admin/   (first: python3 -m pipenv run python manage.py createsuperuser)"
+	@echo "  worker:     sends template messages; runs beside the server and stops with it"
 	@echo
+	$(PIPENV) run python manage.py worker --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(PIPENV) run python manage.py runserver $(ADDR)
 
 # Lint, then the whole suite on SQLite, then the database tests again on

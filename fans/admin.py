@@ -7,6 +7,17 @@ admin.site.site_header = "xgc 管理后台"
 admin.site.site_title = "xgc"
 
 
+def avatar_html(fan: FansProfile) -> str:
+    """Return the fan's WeChat avatar as a 40 px image, or — without one."""
+    if not fan.headimgurl:
+        return "—"
+    # The avatar is on WeChat's image host: don't tell it which admin page asked.
+    return format_html(
+        '<img src="{}" alt="" width="40" height="40" referrerpolicy="no-referrer">',
+        fan.headimgurl,
+    )
+
+
 @admin.register(FansProfile)
 class FansProfileAdmin(admin.ModelAdmin):
     list_display = ["avatar", "nickname", "openid", "subscribed", "created_at", "last_login_at"]
@@ -31,13 +42,7 @@ class FansProfileAdmin(admin.ModelAdmin):
 
     @admin.display(description="头像")
     def avatar(self, fan: FansProfile) -> str:
-        if not fan.headimgurl:
-            return "—"
-        # The avatar is on WeChat's image host: don't tell it which admin page asked.
-        return format_html(
-            '<img src="{}" alt="" width="40" height="40" referrerpolicy="no-referrer">',
-            fan.headimgurl,
-        )
+        return avatar_html(fan)
 
     def has_add_permission(self, request) -> bool:
         # Fans come from WeChat authorization only.

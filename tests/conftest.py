@@ -164,3 +164,45 @@ def redirect_query(response) -> dict[str, str]:
     return {
         key: values[0] for key, values in parse_qs(urlsplit(response["Location"]).query).items()
     }
+
+
+# Fans and activities, for the tests of what a signed-in fan does.
+
+
+@pytest.fixture
+def make_fan(db):
+    """Return make(nickname=..., **fields): a fan who has consented, with a unique openid."""
+    made = []
+
+    def make(nickname: str = "测试粉丝🙂", **fields: Any):
+        from fans.models import FansProfile
+
+        made.append(None)
+        openid = fields.pop("openid", f"oFAN{len(made):022d}")
+        info = {"openid": openid, "nickname": nickname}
+        return FansProfile.objects.create(openid=openid, nickname=nickname, userinfo=info, **fields)
+
+    return make
+
+
+def sign_in(client, fan) -> None:
+    """Give the test client the signed fanid cookie that the callback sets for fan."""
+    from django.core.signing import get_cookie_signer
+
+    from fans.auth import FAN_COOKIE, FAN_COOKIE_SALT
+
+    signer = get_cookie_signer(salt=FAN_COOKIE + FAN_COOKIE_SALT)
+    client.cookies[FAN_COOKIE] = signer.sign(str(fan.pk))
+
+
+@pytest.fixture
+def make_activity(db):
+    """Return make(**fields): a published activity open for applications."""
+
+    def make(**fields: Any):
+        from activities.models import Activity
+
+        defaults = {"title": "周末读书会", "description": "一起读书。\n带一本你喜欢的书。"}
+        return Activity.objects.create(**(defaults | {"published": True} | fields))
+
+    return make

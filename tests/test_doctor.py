@@ -132,3 +132,45 @@ def test_online_checks_fetch_the_mp_verify_file(deployed, settings):
     output, passed = doctor("--online")
     assert passed, output
     assert "ok    MP_verify:" in output
+
+
+def test_an_empty_template_id_is_a_warning_that_says_what_fans_miss(settings):
+    settings.WECHAT_TEMPLATE_APPLICATION_RESULT = ""
+    output, passed = doctor()
+    assert passed
+    assert "warn  WECHAT_TEMPLATE_APPLICATION_RESULT: empty: fans get no template message" in output
+    settings.WECHAT_TEMPLATE_APPLICATION_RESULT = "tmplApplicationResult"
+    assert "WECHAT_TEMPLATE_APPLICATION_RESULT" not in doctor()[0]
+
+
+def test_a_malformed_template_keyword_fails(settings):
+    settings.WECHAT_TEMPLATE_KEY_TIME = "{{time3.DATA}}"
+    output, passed = doctor()
+    assert not passed
+    assert "FAIL  activities.E001: WECHAT_TEMPLATE_KEY_TIME" in output
+
+
+def test_tasks_nobody_takes_say_the_worker_is_not_running(make_fan, make_activity, settings):
+    from datetime import timedelta
+
+    from django_tasks_db.models import DBTaskResult
+
+    from activities.models import Application
+    from activities.services import application_decide, application_submit
+
+    assert "ok    task queue: no task is overdue" in doctor()[0]
+    settings.WECHAT_TEMPLATE_APPLICATION_RESULT = "tmplApplicationResult"
+    application = application_submit(
+        activity_id=make_activity().pk, fan=make_fan(), name="张三", phone="13812345678", note=""
+    )
+    application_decide(application_id=application.pk, decision=Application.Status.APPROVED)
+    assert "ok    task queue" in doctor()[0]  # just queued: a worker has not had time yet
+    DBTaskResult.objects.update(
+        enqueued_at=DBTaskResult.objects.get().enqueued_at - timedelta(minutes=6)
+    )
+    output, passed = doctor()
+    assert passed
+    assert (
+        "warn  task queue: 1 task(s) waiting for over 5 minutes: is python manage.py worker running?"
+        in output
+    )
