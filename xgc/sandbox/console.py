@@ -8,7 +8,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from .api import Faults
-from .models import Menu, SandboxFan
+from .messages import TEMPLATE_CATALOGUE
+from .models import Menu, SandboxFan, SandboxMessage
 from .oauth import phone_holder
 
 FAULT_FIELDS = {
@@ -25,6 +26,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "holder": phone_holder(request),
         "faults": Faults.current(),
         "menu": Menu.objects.first(),
+        "templates": TEMPLATE_CATALOGUE.values(),
+        "message_count": SandboxMessage.objects.count(),
     }
     return render(request, "sandbox/index.html", context)
 

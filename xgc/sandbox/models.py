@@ -32,6 +32,8 @@ class SandboxFan(models.Model):
     nickname = models.CharField(max_length=100)
     # Shown behind the nickname's first character on the generated avatar.
     colour = models.CharField(max_length=7, default="#07c160")
+    # Whether the fan follows the account: template messages reach followers only.
+    follows = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -87,3 +89,25 @@ class Menu(models.Model):
 
     def __str__(self) -> str:
         return f"menu of {len(self.button)} buttons"
+
+
+class SandboxMessage(models.Model):
+    """A template message the sandbox accepted, as the fan's phone shows it."""
+
+    fan = models.ForeignKey(SandboxFan, on_delete=models.CASCADE, related_name="messages")
+    template_id = models.CharField(max_length=64)
+    data = models.JSONField()
+    url = models.TextField(blank=True)
+    # 64-bit on WeChat's side, 19 digits in current traffic.
+    msgid = models.BigIntegerField(unique=True)
+    client_msg_id = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # What became of the TEMPLATESENDJOBFINISH push to xgc.
+    push_result = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["fan", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"template message {self.msgid}"

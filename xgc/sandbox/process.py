@@ -22,6 +22,9 @@ PROJECT = Path(__file__).resolve().parent.parent.parent
 START_SECONDS = 30
 # The sample credentials of .env.example: the sandbox accepts only these.
 SANDBOX_APP = {"APP_ID": "wx0123456789abcdef", "APP_SECRET": "0123456789abcdef0123456789abcdef"}
+# The template of .env.example, in the sandbox's catalogue (messages.py): 43
+# characters of [A-Za-z0-9_-], like WeChat's template ids.
+APPLICATION_RESULT_TEMPLATE_ID = "sandboxApplicationResult-000000000000000000"
 
 
 def free_port() -> int:
@@ -47,6 +50,9 @@ def sandbox_server(
             "DEBUG": "1",
             "WECHAT_SANDBOX": "1",
             "REDIRECT_URL": f"{base}/wechat/authorize/",
+            # The sandbox pushes events to /wechat/, signed with this.
+            "TOKEN": "sandboxServerToken1",
+            "WECHAT_TEMPLATE_APPLICATION_RESULT": APPLICATION_RESULT_TEMPLATE_ID,
             "DATABASE_URL": f"sqlite:///{Path(data) / 'db.sqlite3'}",
         }
         server_env |= env
@@ -68,6 +74,14 @@ def sandbox_server(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # The task worker beside it, as `make run` starts one: it sends the
+        # template messages.
+        worker = subprocess.Popen(
+            [*manage, "worker", "--no-reload", "--interval", "0.2"],
+            env=server_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_until(lambda: _listening(port), what="the sandbox", process=server)
             if latency_ms:
@@ -77,8 +91,9 @@ def sandbox_server(
                 faults.raise_for_status()
             yield base
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            for process in (worker, server):
+                process.terminate()
+                process.wait(timeout=10)
 
 
 def _listening(port: int) -> bool:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import console, oauth, platform, stats
+from . import console, messages, oauth, platform, stats
 
 urlpatterns = [
     path("", console.index, name="sandbox-index"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("stats", stats.stats, name="sandbox-stats"),
     path("ping", stats.ping, name="sandbox-ping"),
     path("phone", oauth.phone, name="sandbox-phone"),
+    path("messages", messages.inbox, name="sandbox-messages"),
     path("mmopen/<str:openid>/132", oauth.avatar, name="sandbox-avatar"),
     # open.weixin.qq.com
     path("connect/oauth2/authorize", oauth.authorize, name="sandbox-authorize"),
@@ -24,4 +25,5 @@ urlpatterns = [
     path("cgi-bin/menu/get", platform.menu_get),
     path("cgi-bin/menu/delete", platform.menu_delete),
     path("cgi-bin/ticket/getticket", platform.getticket),
+    path("cgi-bin/message/template/send", messages.template_send),
 ]
