@@ -44,12 +44,12 @@ def test_push_expands_login_links_and_sends_raw_utf8(wechat_api, platform_token)
     assert sent["button"][0] == {
         "type": "view",
         "name": "申请活动",
-        "url": "https://xgc.example.com/wechat/login/",
+        "url": "https://xgc.example.com/wechat/login/?next=%2Factivities%2F",
     }
     assert sent["button"][1]["sub_button"][0]["url"] == (
         "https://xgc.example.com/wechat/login/?next=%2F"
     )
-    assert "申请活动 [view] https://xgc.example.com/wechat/login/" in output
+    assert "申请活动 [view] https://xgc.example.com/wechat/login/?next=%2Factivities%2F" in output
 
 
 def test_a_login_placeholder_with_a_path_keeps_it_as_next(wechat_api, platform_token, tmp_path):
@@ -131,4 +131,5 @@ def test_the_example_menu_is_accepted_by_the_sandbox(live_server, settings):
     published = Menu.objects.get().button
     assert published[0]["name"] == "申请活动"
     assert urlsplit(published[0]["url"]).path == "/wechat/login/"
+    assert urlsplit(published[0]["url"]).query == "next=%2Factivities%2F"
     assert "申请活动 [view]" in menu_command("show")

@@ -1,0 +1,26 @@
+"""Template tags of activities, for pages outside the app (the fan's home)."""
+
+from __future__ import annotations
+
+from django import template
+
+from activities.models import Activity, Application
+
+register = template.Library()
+
+
+@register.inclusion_tag("activities/fan_applications.html")
+def fan_applications(fan, limit: int = 3) -> dict:
+    """Render the fan's latest applications and the links to activities."""
+    applications = (
+        Application.objects.filter(fan=fan).select_related("activity").order_by("-created_at")
+    )
+    return {"applications": list(applications[:limit])}
+
+
+@register.filter
+def places_left(activity: Activity) -> int | None:
+    """Return the free places of an activity from with_places_taken(); None: no limit."""
+    if activity.capacity is None:
+        return None
+    return max(activity.capacity - activity.places_taken_count, 0)
