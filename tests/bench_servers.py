@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from xgc.sandbox.process import SANDBOX_APP, free_port, wait_until
+from xgc.sandbox.process import APPLICATION_RESULT_TEMPLATE_ID, SANDBOX_APP, free_port, wait_until
 
 PROJECT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = PROJECT / "deploy" / "gunicorn.conf.py"
@@ -31,6 +31,7 @@ SECRET_KEY = "bench-only-secret-key-" + "x" * 40
 MP_VERIFY = "bench"
 # Keeps the sandbox's keys apart from xgc's on one Redis.
 SANDBOX_CACHE_PREFIX = "sandbox"
+SERVER_TOKEN = "benchServerToken1"  # noqa: S105 (a test value)
 
 
 @dataclass
@@ -61,9 +62,14 @@ class Server:
 
 
 def base_env(**env: str) -> dict[str, str]:
-    """Return a clean environment: no developer .env, only what is given."""
+    """Return a clean environment: no developer .env, only what is given.
+
+    xgc and the sandbox share the server-configuration TOKEN, as xgc and
+    WeChat's console do, so that the sandbox's pushes reach /wechat/.
+    """
     inherited = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    return inherited | {"XGC_DOTENV": "", "SECRET_KEY": SECRET_KEY, "DEBUG": "0"} | env
+    fixed = {"XGC_DOTENV": "", "SECRET_KEY": SECRET_KEY, "DEBUG": "0", "TOKEN": SERVER_TOKEN}
+    return inherited | fixed | env
 
 
 def start(
@@ -137,24 +143,19 @@ def start_sandbox(
     return gunicorn("sandbox", env, log_dir, port=free_port(), ready_path="/sandbox/ping")
 
 
-def start_xgc(
-    name: str,
+def xgc_env(
     *,
-    port: int,
     public_url: str,
     sandbox_url: str,
     database_url: str,
     redis_url: str,
-    log_dir: Path,
-    workers: int = 2,
-    threads: int = 16,
     settings_module: str = "xgc.settings",
-) -> Server:
-    """Serve xgc on port as in production, with the sandbox standing in for WeChat.
+) -> dict[str, str]:
+    """Return the environment of xgc as in production, the sandbox standing in for WeChat.
 
-    public_url is where fans reach xgc: nginx's address, or this gunicorn's.
+    public_url is where fans reach xgc: nginx's address, or a gunicorn's.
     """
-    env = base_env(
+    return base_env(
         **SANDBOX_APP,
         DJANGO_SETTINGS_MODULE=settings_module,
         ALLOWED_HOSTS="127.0.0.1",
@@ -166,10 +167,39 @@ def start_xgc(
         WECHAT_OPEN_BASE_URL=f"{sandbox_url}/sandbox",
         WECHAT_API_BASE_URL=f"{sandbox_url}/sandbox",
         WECHAT_MP_VERIFY=MP_VERIFY,
-        WEB_CONCURRENCY=str(workers),
-        GUNICORN_THREADS=str(threads),
+        WECHAT_TEMPLATE_APPLICATION_RESULT=APPLICATION_RESULT_TEMPLATE_ID,
     )
+
+
+def start_xgc(
+    name: str,
+    *,
+    port: int,
+    log_dir: Path,
+    workers: int = 2,
+    threads: int = 16,
+    **env: str,
+) -> Server:
+    """Serve xgc on port as in production; env is xgc_env's keywords."""
+    env = xgc_env(**env) | {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
     return gunicorn(name, env, log_dir, port=port, ready_path=f"/MP_verify_{MP_VERIFY}.txt")
+
+
+def start_worker(log_dir: Path, **env: str) -> Server:
+    """Run ``manage.py worker`` beside the xgc instances; env is xgc_env's keywords."""
+    log = log_dir / "worker.log"
+    command = [sys.executable, "manage.py", "worker", "--no-reload", "--interval", "0.2"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=PROJECT, env=xgc_env(**env), stdout=output, stderr=subprocess.STDOUT
+        )
+    server = Server("worker", "", process, log)
+    try:
+        wait_until(lambda: "Starting worker" in server.log_tail(), what="worker", process=process)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def find_nginx() -> str | None:

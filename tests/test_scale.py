@@ -18,10 +18,12 @@ import requests
 
 from django.db import connection
 
+from activities.models import Activity, Application, Notification
+from activities.services import application_decide, application_submit
 from fans.models import FansProfile
 from xgc.sandbox.credentials import GRANT_KEY, REFRESH_KEY
-from xgc.sandbox.models import SandboxFan
-from xgc.sandbox.process import SANDBOX_APP, free_port
+from xgc.sandbox.models import SandboxFan, SandboxMessage
+from xgc.sandbox.process import APPLICATION_RESULT_TEMPLATE_ID, SANDBOX_APP, free_port, wait_until
 
 from .bench_fans import Fan, run_flows
 from .bench_servers import (
@@ -31,6 +33,7 @@ from .bench_servers import (
     nginx_upstream_counts,
     start_balancer,
     start_sandbox,
+    start_worker,
     start_xgc,
 )
 from .conftest import PROJECT, service_missing
@@ -77,6 +80,13 @@ def deployment(transactional_db, redis_url, tmp_path):
             )
         upstreams = [servers[name].url.removeprefix("http://") for name in ("xgc-1", "xgc-2")]
         servers["nginx"] = start_balancer(port, upstreams, tmp_path)
+        servers["worker"] = start_worker(
+            tmp_path,
+            public_url=public_url,
+            sandbox_url=servers["sandbox"].url,
+            database_url=servers_database_url(),
+            redis_url=redis_url,
+        )
         yield servers
     finally:
         for server in reversed(servers.values()):
@@ -132,6 +142,31 @@ def test_two_instances_behind_nginx_sign_in_a_few_hundred_fans(deployment, redis
     secrets |= tokens
     for name in ("xgc-1", "xgc-2", "nginx"):
         assert [secret for secret in secrets if secret in logs[name]] == [], name
+
+
+def test_an_organisers_decision_reaches_the_fan_and_comes_back_delivered(deployment, settings):
+    """Decision → worker → WeChat's template/send → TEMPLATESENDJOBFINISH → nginx → delivered."""
+    settings.WECHAT_TEMPLATE_APPLICATION_RESULT = APPLICATION_RESULT_TEMPLATE_ID
+    wechat_user = SandboxFan.objects.filter(follows=True).first()
+    fan = FansProfile.create_fan({"openid": wechat_user.openid, "nickname": wechat_user.nickname})
+    activity = Activity.objects.create(title="周末读书会", published=True)
+    application = application_submit(
+        activity_id=activity.pk, fan=fan, name="张三", phone="13812345678", note=""
+    )
+    application_decide(application_id=application.pk, decision=Application.Status.APPROVED)
+    notification = application.notifications.get()
+
+    def delivered() -> bool:
+        notification.refresh_from_db()
+        return notification.state == Notification.State.DELIVERED
+
+    wait_until(delivered, what="the delivery event", seconds=60)
+    message = SandboxMessage.objects.get(msgid=notification.msgid)
+    assert message.fan == wechat_user
+    assert message.data["phrase2"]["value"] == "已通过"
+    # The message's link signs the fan in at the public address and opens the application.
+    assert message.url.startswith(deployment["nginx"].url + "/wechat/login/?next=")
+    assert f"sent (msgid {notification.msgid})" in deployment["worker"].log.read_text()
 
 
 def tokens_wechat_issued(redis_url: str) -> set[str]:

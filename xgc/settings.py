@@ -289,6 +289,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "fans": {"level": "INFO"},
+        "activities": {"level": "INFO"},
         "xgc": {"level": "INFO"},
     },
 }
