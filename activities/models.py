@@ -165,3 +165,19 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_decision_display()} → {self.get_state_display()}"
+
+
+class DeliveryReport(models.Model):
+    """A TEMPLATESENDJOBFINISH event that came before its msgid was recorded.
+
+    WeChat may report delivery before the worker has stored WeChat's answer to
+    the send. The report waits here, in the database so that every process
+    sees it, for the worker to apply it (activities/notifications.py).
+    """
+
+    msgid = models.CharField(max_length=32, unique=True)
+    status = models.CharField(max_length=100)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.msgid}: {self.status}"

@@ -19,7 +19,6 @@ from xml.etree.ElementTree import Element
 from django_tasks import task
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.dispatch import receiver
@@ -30,7 +29,7 @@ from fans.auth import login_url
 from fans.server import wechat_message_received
 from xgc import tokens, wechat
 
-from .models import Application, Notification
+from .models import Application, DeliveryReport, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +57,8 @@ CLIENT_MSG_ID_WINDOW = timedelta(minutes=10)
 # A send takes at most a token fetch and the send itself, each bounded by
 # WECHAT_HTTP_TIMEOUT; a claim older than this was left by a stopped worker.
 STALE_CLAIM = timedelta(minutes=2)
-# A delivery event may come before the worker has recorded the msgid.
-EARLY_EVENT_KEY = "wechat:template-event:{}"
-EARLY_EVENT_SECONDS = 24 * 3600
+# A delivery report that matches no sent message is kept this long.
+EARLY_REPORT_LIFETIME = timedelta(days=1)
 # Category templates take at most 20 characters in a thing keyword.
 THING_MAX_LENGTH = 20
 RESULT_TEXT = {Application.Status.APPROVED: "已通过", Application.Status.REJECTED: "未通过"}
@@ -107,9 +105,7 @@ def deliver(notification_id: int) -> str:
     notification.state, notification.msgid = Notification.State.SENT, msgid
     notification.sent_at, notification.error = timezone.now(), ""
     notification.save(update_fields=["state", "msgid", "sent_at", "error"])
-    early_status = cache.get(EARLY_EVENT_KEY.format(msgid))
-    if early_status is not None:
-        record_delivery(msgid, early_status)
+    apply_early_report(msgid)
     logger.info("Notification %s sent (msgid %s)", notification.pk, msgid)
     return Notification.State.SENT
 
@@ -198,6 +194,14 @@ def record_delivery(msgid: str, status: str) -> bool:
     return bool(updated)
 
 
+def apply_early_report(msgid: str) -> None:
+    """Apply a delivery report that came before the msgid was recorded, if there is one."""
+    report = DeliveryReport.objects.filter(msgid=msgid).first()
+    if report is not None:
+        record_delivery(msgid, report.status)
+        report.delete()
+
+
 @receiver(wechat_message_received)
 def template_send_finished(sender, message: Element, **kwargs) -> None:
     """Record WeChat's TEMPLATESENDJOBFINISH event on the notification it reports."""
@@ -207,8 +211,15 @@ def template_send_finished(sender, message: Element, **kwargs) -> None:
         return
     # SDKs disagree on the element's case (protocol notes section 12).
     msgid = (message.findtext("MsgID") or message.findtext("MsgId") or "").strip()
-    status = (message.findtext("Status") or "").strip()
+    status = (message.findtext("Status") or "").strip()[:100]
     if not re.fullmatch(r"-?[0-9]{1,32}", msgid) or not status:
         return
-    if not record_delivery(msgid, status):
-        cache.set(EARLY_EVENT_KEY.format(msgid), status, EARLY_EVENT_SECONDS)
+    # The report is stored before the notification is looked for, and the
+    # worker looks for reports after storing the msgid: whichever comes
+    # second finds the other's write.
+    DeliveryReport.objects.update_or_create(msgid=msgid, defaults={"status": status})
+    if record_delivery(msgid, status):
+        DeliveryReport.objects.filter(msgid=msgid).delete()
+    # Reports of messages xgc did not send (another system on the account)
+    # would otherwise pile up.
+    DeliveryReport.objects.filter(received_at__lt=timezone.now() - EARLY_REPORT_LIFETIME).delete()

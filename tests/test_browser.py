@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from xgc.sandbox.process import SANDBOX_APP, sandbox_server
+from xgc.sandbox.process import SANDBOX_APP, sandbox_server, wait_until
 
 from .conftest import IN_CI, PROJECT
 
@@ -104,6 +104,10 @@ class Phone:
 
     def text(self) -> str:
         return self.page.inner_text("body")
+
+    def shows(self, text: str) -> None:
+        """Wait until the page, once loaded, shows text (a few seconds at most)."""
+        playwright_api.expect(self.page.locator("body")).to_contain_text(text)
 
     def hold_as(self, nickname: str) -> None:
         """Answer the sandbox's question: this test fan holds the phone."""
@@ -254,3 +258,90 @@ def test_an_admin_signs_in_and_browses_fans(phone):
     avatar = phone.page.locator("#result_list img").first
     assert avatar.evaluate("image => image.complete && image.naturalWidth > 0")
     phone.shot("admin-fans")
+
+
+def sign_in_to_admin(page) -> None:
+    page.goto("/admin/")
+    page.fill("#id_username", ADMIN[0])
+    page.fill("#id_password", ADMIN[1])
+    page.get_by_role("button", name="登录").click()
+
+
+def test_a_fan_applies_from_the_menu_and_hears_the_organisers_answer(browser, xgc_server):
+    """Menu link → activities → apply (a typo, then fixed) → my applications;
+    the organiser approves in admin; the phone's 服务通知 shows the message."""
+    organiser = Phone(browser, xgc_server, "organiser")
+    fan = Phone(browser, xgc_server, "applicant")
+    try:
+        organiser.page.set_viewport_size({"width": 1280, "height": 900})
+        sign_in_to_admin(organiser.page)
+        organiser.page.goto("/admin/activities/activity/add/")
+        organiser.page.fill("#id_title", "周末读书会")
+        organiser.page.fill("#id_description", "一起读书。\n带一本你喜欢的书。")
+        organiser.page.fill("#id_location", "图书馆三楼")
+        organiser.page.fill("#id_capacity", "10")
+        organiser.page.check("#id_published")
+        organiser.shot("admin-add-activity")
+        organiser.page.get_by_role("button", name="保存", exact=True).click()
+        organiser.shows("成功添加了 活动“周末读书会”")
+
+        # The menu's 申请活动 button: sign in, then the activities.
+        fan.page.goto("/wechat/login/?next=/activities/")
+        fan.hold_as("新用户（第一次使用本公众号）")
+        fan.consent_and_register()
+        fan.page.get_by_role("button", name="允许").click()
+        assert urlsplit(fan.page.url).path == "/activities/"
+        fan.shot("activities")
+        fan.page.get_by_role("link", name=re.compile("周末读书会")).click()
+        assert "图书馆三楼" in fan.text()
+        fan.shot("activity")
+        fan.page.get_by_role("link", name="申请参加").click()
+        fan.page.fill("#id_name", "张三")
+        fan.page.fill("#id_phone", "138 1234 567")
+        fan.page.fill("#id_note", "带一本《红楼梦》")
+        fan.page.get_by_role("button", name="提交申请").click()
+        # The typo is named, and everything typed is still there.
+        fan.shows("手机号")
+        assert "手机号" in fan.page.locator(".field--invalid").inner_text()
+        assert fan.page.input_value("#id_name") == "张三"
+        assert fan.page.input_value("#id_note") == "带一本《红楼梦》"
+        fan.shot("apply-typo")
+        fan.page.fill("#id_phone", "+86 138 1234 5678")
+        fan.page.get_by_role("button", name="提交申请").click()
+        fan.shows("待审核")
+        assert re.fullmatch(r"/applications/\d+/", urlsplit(fan.page.url).path)
+        assert "13812345678" in fan.text()
+        fan.shot("application-pending")
+        fan.page.goto("/applications/")
+        assert "周末读书会" in fan.text() and "待审核" in fan.text()
+        fan.shot("my-applications")
+
+        organiser.page.goto("/admin/activities/application/")
+        assert "张三" in organiser.text()
+        organiser.page.locator("#result_list input.action-select").first.check()
+        organiser.page.select_option("select[name=action]", "approve")
+        organiser.page.get_by_role("button", name="执行").click()
+        organiser.shows("1 份申请改为已通过")
+        organiser.shot("admin-approved")
+
+        def message_arrived() -> bool:
+            fan.page.goto("/sandbox/messages")
+            return "已通过" in fan.text()
+
+        # The worker beside the server sends it; the phone's page shows it.
+        wait_until(message_arrived, what="the template message", seconds=30)
+        assert "周末读书会" in fan.text() and "已推送" in fan.text()
+        fan.shot("service-notice")
+        fan.page.get_by_role("link", name="详情").click()
+        fan.shows("已通过")
+        assert re.fullmatch(r"/applications/\d+/", urlsplit(fan.page.url).path)
+        assert "已通过" in fan.text()
+        fan.shot("application-approved")
+
+        organiser.page.goto("/admin/activities/application/")
+        assert "已送达" in organiser.text()
+        organiser.shot("admin-delivered")
+    finally:
+        organiser.context.close()
+        fan.context.close()
+    assert organiser.csp_violations == [] and fan.csp_violations == []

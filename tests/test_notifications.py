@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from activities import notifications
-from activities.models import Application, Notification
+from activities.models import Application, DeliveryReport, Notification
 from activities.services import application_decide, application_submit
 from fans.server import signature
 
@@ -353,14 +353,27 @@ def test_a_failed_delivery_keeps_wechats_words(wechat_api, application, client):
 def test_a_delivery_event_that_beats_the_send_answer_is_applied_after_it(
     wechat_api, application, client
 ):
-    """WeChat may push the event before the worker has stored the msgid."""
+    """WeChat may push the event before the worker has stored the msgid.
+
+    The report waits in the database, which the worker (another process)
+    shares with the web process that received it.
+    """
     push_event(client, str(MSGID), "success")
+    assert DeliveryReport.objects.get(msgid=str(MSGID)).status == "success"
     token_answer(wechat_api, "PLATFORM")
     send_answers(wechat_api, {"errcode": 0, "errmsg": "ok", "msgid": MSGID})
     notification = approve(application)
     run_worker()
     notification.refresh_from_db()
     assert notification.state == Notification.State.DELIVERED
+    assert not DeliveryReport.objects.exists()
+
+
+def test_reports_of_messages_xgc_never_sent_do_not_pile_up(client, db):
+    push_event(client, "1111", "success")
+    DeliveryReport.objects.update(received_at=timezone.now() - timedelta(days=2))
+    push_event(client, "2222", "success")
+    assert list(DeliveryReport.objects.values_list("msgid", flat=True)) == ["2222"]
 
 
 def test_an_auto_approved_application_is_announced_too(make_fan, make_activity):
