@@ -39,25 +39,40 @@ def application_submit(
     """
     with transaction.atomic():
         activity = Activity.objects.select_for_update().get(pk=activity_id)
-        if not activity.published:
-            raise ApplicationRefused(ApplicationRefused.NOT_PUBLISHED)
-        if activity.deadline_passed():
-            raise ApplicationRefused(ApplicationRefused.CLOSED)
         application = Application.objects.filter(activity=activity, fan=fan).first()
+        taken = activity.places_taken() if activity.capacity is not None else 0
+        reason = refusal(activity, application, places_taken=taken)
+        if reason:
+            raise ApplicationRefused(reason)
+        takes_place = application is None or not application.holds_place
         if application is None:
             application = Application(activity=activity, fan=fan)
-        elif application.status in Application.DECISIONS:
-            raise ApplicationRefused(ApplicationRefused.DECIDED)
-        takes_place = application.pk is None or not application.holds_place
-        if takes_place and activity.capacity is not None:
-            if activity.places_taken() >= activity.capacity:
-                raise ApplicationRefused(ApplicationRefused.FULL)
         application.name, application.phone, application.note = name, phone, note
         application.status = Application.Status.PENDING
         application.save()
         if takes_place and not activity.review_required:
             _decide(application, Application.Status.APPROVED, review_note="")
         return application
+
+
+def refusal(
+    activity: Activity, application: Application | None, *, places_taken: int
+) -> str | None:
+    """Return why the fan cannot submit this application now (a reason), or None.
+
+    The form page asks before the fan types; application_submit asks again
+    with the activity locked, and that answer is the one that counts.
+    """
+    if not activity.published:
+        return ApplicationRefused.NOT_PUBLISHED
+    if activity.deadline_passed():
+        return ApplicationRefused.CLOSED
+    if application is not None and application.status in Application.DECISIONS:
+        return ApplicationRefused.DECIDED
+    takes_place = application is None or not application.holds_place
+    if takes_place and activity.capacity is not None and places_taken >= activity.capacity:
+        return ApplicationRefused.FULL
+    return None
 
 
 def application_withdraw(*, application_id: int, fan: FansProfile) -> Application:

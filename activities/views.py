@@ -37,20 +37,17 @@ def published_activities():
 
 
 def apply_refusal(activity: Activity, application: Application | None) -> str | None:
-    """Return why the fan cannot apply now (ApplicationRefused reason), or None.
+    """Return why the fan cannot apply, to say so before they type.
 
-    Shown before the fan types; application_submit decides for real.
     ``activity`` must come from with_places_taken().
     """
-    if activity.deadline_passed():
-        return ApplicationRefused.CLOSED
-    if application is not None and application.status in Application.DECISIONS:
-        return ApplicationRefused.DECIDED
-    holds_place = application is not None and application.holds_place
-    if not holds_place and activity.capacity is not None:
-        if activity.places_taken_count >= activity.capacity:
-            return ApplicationRefused.FULL
-    return None
+    return services.refusal(activity, application, places_taken=activity.places_taken_count)
+
+
+def own_application(request: HttpRequest, pk: int) -> Application | None:
+    """Return the signed-in fan's application pk; another fan's is None, like a missing one."""
+    applications = Application.objects.select_related("activity")
+    return applications.filter(pk=pk, fan=request.fan).first()
 
 
 def refused(request: HttpRequest, reason: str, application: Application | None) -> HttpResponse:
@@ -175,15 +172,12 @@ def application_list(request: HttpRequest) -> HttpResponse:
 @fan_required
 def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Show one of this fan's applications: its status and what was submitted."""
-    application = (
-        Application.objects.select_related("activity").filter(pk=pk, fan=request.fan).first()
-    )
+    application = own_application(request, pk)
     if application is None:
         return not_found(request, "没有找到这份申请。")
     reapply = (
         application.status == Application.Status.WITHDRAWN
-        and application.activity.published
-        and not application.activity.deadline_passed()
+        and application.activity.accepts_applications()
     )
     context = {"application": application, "activity": application.activity, "reapply": reapply}
     return render(request, "activities/application_detail.html", context)
@@ -194,9 +188,7 @@ def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @fan_required
 def application_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask to confirm; on POST withdraw the application, freeing its place."""
-    application = (
-        Application.objects.select_related("activity").filter(pk=pk, fan=request.fan).first()
-    )
+    application = own_application(request, pk)
     if application is None:
         return not_found(request, "没有找到这份申请。")
     if request.method == "POST":
