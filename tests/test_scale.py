@@ -147,7 +147,7 @@ def test_two_instances_behind_nginx_sign_in_a_few_hundred_fans(deployment, redis
 def test_an_organisers_decision_reaches_the_fan_and_comes_back_delivered(deployment, settings):
     """Decision → worker → WeChat's template/send → TEMPLATESENDJOBFINISH → nginx → delivered."""
     settings.WECHAT_TEMPLATE_APPLICATION_RESULT = APPLICATION_RESULT_TEMPLATE_ID
-    wechat_user = SandboxFan.objects.filter(follows=True).first()
+    wechat_user = SandboxFan.create_new()  # following the account, as new test fans do
     fan = FansProfile.create_fan({"openid": wechat_user.openid, "nickname": wechat_user.nickname})
     activity = Activity.objects.create(title="周末读书会", published=True)
     application = application_submit(
