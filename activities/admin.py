@@ -17,14 +17,17 @@ from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.http import content_disposition_header
 
 from fans.admin import avatar_html
 
 from . import exports
-from .models import Activity, Application, Notification
+from .models import Activity, Application, Notification, Photo
+from .photo_views import VIEW_PERMISSION, photo_url
 from .services import ApplicationRefused, application_decide
 
 logger = logging.getLogger(__name__)
@@ -214,6 +217,40 @@ class ApplicationForm(forms.ModelForm):
                 )
 
 
+# Thumbnails on an application's page are shown this high, at most.
+ADMIN_THUMBNAIL_HEIGHT = 96
+
+
+def photo_rows_html(photos: Iterable[Photo]) -> str:
+    """Return a table row per photo: its thumbnail, linking to the display copy, and facts.
+
+    The images come from the photo URL, so the same access check applies to them.
+    """
+    rows = []
+    for photo in photos:
+        scale = min(1, ADMIN_THUMBNAIL_HEIGHT / max(photo.thumbnail_height, 1))
+        rows.append(
+            (
+                photo_url(photo, "display"),
+                photo_url(photo, "thumbnail"),
+                round(photo.thumbnail_width * scale),
+                round(photo.thumbnail_height * scale),
+                photo.pk,
+                f"{photo.width}×{photo.height}",
+                filesizeformat(photo.display_bytes),
+                filesizeformat(photo.original_bytes),
+                photo.get_source_display(),
+            )
+        )
+    return format_html_join(
+        "",
+        '<tr><td><a href="{}" target="_blank" rel="noopener">'
+        '<img src="{}" width="{}" height="{}" alt="照片 {}"></a></td>'
+        "<td>{}</td><td>{}（原图 {}）</td><td>{}</td></tr>",
+        rows,
+    )
+
+
 class RejectForm(forms.Form):
     review_note = forms.CharField(
         label="审核说明",
@@ -237,6 +274,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         "created_at",
         "reviewed_at",
         "notification",
+        "photo_count",
     ]
     list_display_links = ["name"]
     list_filter = ["activity", "status"]
@@ -251,10 +289,30 @@ class ApplicationAdmin(admin.ModelAdmin):
         ("审核", {"fields": ["status", "review_note", "reviewed_at"]}),
     ]
     # The fan's WeChat data comes from WeChat; the activity is what they applied to.
-    readonly_fields = ["avatar", "nickname", "openid", "activity", "created_at", "reviewed_at"]
+    readonly_fields = [
+        "avatar",
+        "nickname",
+        "openid",
+        "activity",
+        "created_at",
+        "reviewed_at",
+        "photo_list",
+    ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("notifications")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("notifications")
+            .annotate(photo_count=Count("photos"))
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        # The images would answer 403 to whoever may not see photos.
+        if obj is not None and request.user.has_perm(VIEW_PERMISSION):
+            fieldsets = [*fieldsets, ("照片", {"fields": ["photo_list"]})]
+        return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(self.readonly_fields)
@@ -287,6 +345,21 @@ class ApplicationAdmin(admin.ModelAdmin):
     @admin.display(description="通知")
     def notification(self, application: Application) -> str:
         return exports.notification_text(exports.latest_notification(application))
+
+    @admin.display(description="照片", ordering="photo_count")
+    def photo_count(self, application: Application) -> int:
+        return application.photo_count
+
+    @admin.display(description="照片（点击看大图）")
+    def photo_list(self, application: Application) -> str:
+        photos = application.photos.all()
+        if not photos:
+            return "无"
+        return format_html(
+            "<table><thead><tr><th>缩略图</th><th>尺寸</th><th>大小</th><th>来源</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            photo_rows_html(photos),
+        )
 
     def save_model(self, request, obj, form, change):
         # Only what the organiser changed is written, so that a decision

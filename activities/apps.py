@@ -6,4 +6,6 @@ class ActivitiesConfig(AppConfig):
     verbose_name = "申请活动"
 
     def ready(self):
-        from . import checks, notifications  # noqa: F401  (registers checks and the event receiver)
+        # Registers the checks, the delivery-event receiver and the receiver
+        # that deletes a photo's files with its row.
+        from . import checks, notifications, photo_files  # noqa: F401

@@ -1,4 +1,4 @@
-"""System checks for the template message settings."""
+"""System checks for the template message settings and the photo storage."""
 
 from __future__ import annotations
 
@@ -41,3 +41,38 @@ def check_template_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
             )
         )
     return errors
+
+
+@checks.register()
+def check_s3_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Report S3 settings that would fail only when a fan's photo is saved or shown.
+
+    With S3_BUCKET set, photos go to the bucket. A key without its secret
+    (or the reverse) signs nothing; both empty means boto3's own credentials
+    (environment, ~/.aws, instance role). An S3-compatible store needs its
+    region as well as its endpoint to sign requests.
+    """
+    if not settings.S3_BUCKET:
+        return []
+    options = settings.STORAGES["default"].get("OPTIONS", {})
+    problems = []
+    if bool(options.get("access_key")) != bool(options.get("secret_key")):
+        missing = "S3_SECRET_ACCESS_KEY" if options.get("access_key") else "S3_ACCESS_KEY_ID"
+        problems.append(
+            (
+                f"S3_BUCKET is set and {missing} is empty: S3_ACCESS_KEY_ID and "
+                "S3_SECRET_ACCESS_KEY go together.",
+                f"Set {missing} in .env, or leave both empty to use boto3's own credentials "
+                "(AWS_* environment variables, ~/.aws, an instance role); see .env.example.",
+            )
+        )
+    if options.get("endpoint_url") and not options.get("region_name"):
+        problems.append(
+            (
+                "S3_ENDPOINT_URL is set and S3_REGION is empty: an S3-compatible store "
+                "needs its region to sign requests.",
+                "Set S3_REGION in .env to the bucket's region as the provider names it "
+                "(MinIO's default is us-east-1); see .env.example.",
+            )
+        )
+    return [checks.Error(message, hint=hint, id="activities.E003") for message, hint in problems]

@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 from fans.models import FansProfile
 
@@ -181,3 +182,53 @@ class DeliveryReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.msgid}: {self.status}"
+
+
+def photo_name(extension: str) -> str:
+    """Return a new random storage name: never the client's file name."""
+    now = timezone.now()
+    return f"photos/{now:%Y/%m}/{get_random_string(32)}.{extension}"
+
+
+class Photo(models.Model):
+    """A photo a fan attached to an application, as xgc re-encoded it.
+
+    Both files are made once, when the photo arrives, without any of the
+    original's metadata (activities/photos.py). The same bytes attached twice
+    to one application are one photo.
+    """
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "浏览器上传"
+        WECHAT = "wechat", "微信 JS-SDK"
+
+    # The most photos one application may have.
+    MAX_PER_APPLICATION = 9
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="photos", verbose_name="申请"
+    )
+    display = models.FileField("展示图", max_length=200)
+    thumbnail = models.FileField("缩略图", max_length=200)
+    content_type = models.CharField("格式", max_length=30)
+    width = models.PositiveIntegerField("宽")
+    height = models.PositiveIntegerField("高")
+    thumbnail_width = models.PositiveIntegerField()
+    thumbnail_height = models.PositiveIntegerField()
+    display_bytes = models.PositiveIntegerField("展示图大小")
+    original_bytes = models.PositiveIntegerField("原图大小")
+    # SHA-256 of the bytes the fan sent.
+    sha256 = models.CharField("SHA-256", max_length=64)
+    source = models.CharField("来源", max_length=10, choices=Source)
+    created_at = models.DateTimeField("上传时间", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "照片"
+        verbose_name_plural = "照片"
+        ordering = ["application", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "sha256"], name="one_copy_per_photo")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application} · {self.pk}"

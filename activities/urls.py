@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import photo_views, views
 
 urlpatterns = [
     path("activities/", views.activity_list, name="activity-list"),
@@ -11,4 +11,8 @@ urlpatterns = [
     path(
         "applications/<int:pk>/withdraw/", views.application_withdraw, name="application-withdraw"
     ),
+    # The only way to a photo: kind is display or thumbnail (photo_views.KINDS).
+    # Never serve MEDIA_ROOT itself, e.g. with static(settings.MEDIA_URL, ...)
+    # in xgc/urls.py: that would skip the access check and show every fan's photos.
+    path("photos/<int:pk>/<str:kind>/", photo_views.photo, name="photo"),
 ]

@@ -628,6 +628,7 @@ def test_the_reviewer_group_has_exactly_the_reviewing_permissions():
         "change_application",
         "review_application",
         "export_application",
+        "view_photo",
     }
 
 

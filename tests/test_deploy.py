@@ -300,3 +300,124 @@ def test_site_example_serves_static_files_itself(site):
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "max-age=600"
     assert response.text == (PROJECT / "static" / "xgc" / "xgc.css").read_text()
+
+
+# Fans' photos through deploy/nginx/xgc.conf: xgc checks, nginx sends the file
+
+SEED_PHOTO = """
+import io
+from PIL import Image as Pillow
+from django.core.signing import get_cookie_signer
+from activities.models import Activity, Application
+from activities.photo_files import save_photo
+from activities.photos import Image, ProcessedPhoto
+from fans.auth import FAN_COOKIE, FAN_COOKIE_SALT
+from fans.models import FansProfile
+
+def jpeg(size):
+    buffer = io.BytesIO()
+    Pillow.new("RGB", size, (200, 30, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+fan = FansProfile.objects.create(openid="oFANPHOTO", nickname="n", userinfo={})
+activity = Activity.objects.create(title="t", published=True)
+application = Application.objects.create(activity=activity, fan=fan, name="n", phone="1")
+processed = ProcessedPhoto(
+    display=Image(jpeg((64, 48)), 64, 48),
+    thumbnail=Image(jpeg((32, 24)), 32, 24),
+    content_type="image/jpeg",
+    extension="jpg",
+    sha256="0" * 64,
+    original_bytes=1000,
+)
+photo = save_photo(application=application, photo=processed, source="upload")
+cookie = get_cookie_signer(salt=FAN_COOKIE + FAN_COOKIE_SALT).sign(str(fan.pk))
+print(photo.pk, photo.display.name, cookie)
+"""
+
+
+@pytest.fixture
+def photo_site(tmp_path, certificate):
+    """Serve the site example as `site` does, with photos on disk behind X-Accel-Redirect.
+
+    Yield its URLs, a fan's photo (pk, storage name), the fan's fanid cookie
+    and MEDIA_ROOT.
+    """
+    if find_nginx() is None:
+        service_missing("nginx", "not in PATH or /usr/sbin (apt-get install nginx)")
+    http_port, https_port, app_port = free_port(), free_port(), free_port()
+    static, media = tmp_path / "static", tmp_path / "media"
+    shutil.copytree(PROJECT / "static", static)
+    cert, key = certificate
+    env = base_env(
+        **SANDBOX_APP,
+        ALLOWED_HOSTS="127.0.0.1",
+        TRUST_X_FORWARDED="1",
+        REDIRECT_URL=f"https://127.0.0.1:{https_port}/wechat/authorize/",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        WECHAT_MP_VERIFY="abc123",
+        WEB_CONCURRENCY="1",
+        MEDIA_ROOT=str(media),
+        PHOTO_X_ACCEL_REDIRECT="/protected-media/",
+    )
+    manage = [sys.executable, "manage.py"]
+    for command in (["migrate", "--no-input", "-v", "0"], ["shell", "-v", "0", "-c", SEED_PHOTO]):
+        result = subprocess.run(
+            manage + command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+    pk, name, cookie = result.stdout.split()
+    servers = []
+    try:
+        servers.append(gunicorn("xgc", env, tmp_path, port=app_port, ready_path="/wechat/"))
+        http = site_on_loopback(
+            {
+                "    server 127.0.0.1:8000;\n    server 127.0.0.1:8001;\n": f"    server 127.0.0.1:{app_port};\n",
+                "    listen 80;\n    listen [::]:80;\n": f"    listen 127.0.0.1:{http_port};\n",
+                "    listen 443 ssl http2;\n    listen [::]:443 ssl http2;\n": f"    listen 127.0.0.1:{https_port} ssl http2;\n",
+                "/etc/letsencrypt/live/xgc.example.com/fullchain.pem": str(cert),
+                "/etc/letsencrypt/live/xgc.example.com/privkey.pem": str(key),
+                "/srv/xgc/staticfiles/": f"{static}/",
+                "/srv/xgc/media/": f"{media}/",
+                "snippets/xgc-proxy.conf": str(NGINX_PROXY),
+            }
+        )
+        servers.append(start_nginx(http, f"http://127.0.0.1:{http_port}", tmp_path))
+        yield {
+            "https": f"https://127.0.0.1:{https_port}",
+            "cert": str(cert),
+            "photo": (int(pk), name),
+            "cookie": cookie,
+            "media": media,
+        }
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def test_site_example_sends_a_fan_their_photo_from_the_internal_location(photo_site):
+    """xgc checks the fan and answers X-Accel-Redirect; nginx sends the file."""
+    pk, name = photo_site["photo"]
+    url = f"{photo_site['https']}/photos/{pk}/display/"
+
+    response = requests.get(
+        url, cookies={"fanid": photo_site["cookie"]}, verify=photo_site["cert"], timeout=10
+    )
+
+    assert response.status_code == 200
+    assert response.content == (photo_site["media"] / name).read_bytes()
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "private, max-age=300"
+    assert response.headers["Vary"] == "Cookie"
+    assert "X-Accel-Redirect" not in response.headers
+
+
+def test_site_example_keeps_photos_from_anyone_else(photo_site):
+    pk, name = photo_site["photo"]
+    https, cert = photo_site["https"], photo_site["cert"]
+    anonymous = requests.get(f"{https}/photos/{pk}/display/", verify=cert, timeout=10)
+    # The internal location answers only xgc's X-Accel-Redirect, never a client.
+    direct = requests.get(f"{https}/protected-media/{name}", verify=cert, timeout=10)
+    assert (anonymous.status_code, direct.status_code) == (404, 404)
+    assert direct.content != (photo_site["media"] / name).read_bytes()
