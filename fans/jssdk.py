@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.http.request import validate_host
+from django.urls import NoReverseMatch, reverse
 from django.utils.crypto import get_random_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -16,6 +17,24 @@ from django.views.decorators.http import require_GET
 from xgc import tokens, wechat
 
 logger = logging.getLogger(__name__)
+
+
+def jssdk_script_url() -> str:
+    """Return the JS-SDK script for a page: the sandbox's stand-in, or WeChat's.
+
+    The stand-in (xgc/sandbox/jssdk.py) answers wx.config and the photo APIs
+    the way WeChat does, in any browser; it is used only where the sandbox is
+    mounted, so real fans always get WeChat's script.
+    """
+    if settings.WECHAT_SANDBOX:
+        try:
+            return reverse("sandbox-jweixin")
+        except NoReverseMatch:
+            pass
+    # Imported here: fans.views imports this module.
+    from .views import JSSDK_SCRIPT
+
+    return JSSDK_SCRIPT
 
 
 @never_cache

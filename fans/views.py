@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 from xgc import wechat
 
 from .auth import fan_required, login_url, sign_in
+from .jssdk import jssdk_script_url
 from .services import fan_for_token
 
 logger = logging.getLogger(__name__)
@@ -238,5 +239,5 @@ web_authorization = WebAuthorizationView.as_view()
 @fan_required
 def home(request: HttpRequest) -> HttpResponse:
     """Greet the signed-in fan."""
-    context = {"fan": request.fan, "jssdk_script": JSSDK_SCRIPT}
+    context = {"fan": request.fan, "jssdk_script": jssdk_script_url()}
     return render(request, "fans/home.html", context)

@@ -30,6 +30,9 @@ CODE_REJECTED_ERRCODES = frozenset({40029, 40163, 42003})
 # 40001 superseded or invalid, 40014 malformed, 42001 expired: the platform
 # token must be fetched again.
 TOKEN_REJECTED_ERRCODES = frozenset({40001, 40014, 42001})
+# 40007 invalid media_id: unknown, or older than its 3 days; the fan has to
+# choose that photo again.
+MEDIA_EXPIRED_ERRCODE = 40007
 # Custom menu limits (protocol notes section 5, current doc).
 MENU_MAX_BUTTONS, MENU_MAX_SUB_BUTTONS = 3, 5
 MENU_MAX_NAME_BYTES, MENU_MAX_SUB_NAME_BYTES, MENU_MAX_URL_BYTES = 16, 60, 1024
@@ -60,6 +63,10 @@ class WeChatError(Exception):
     @property
     def token_rejected(self) -> bool:
         return self.errcode in TOKEN_REJECTED_ERRCODES
+
+    @property
+    def media_expired(self) -> bool:
+        return self.errcode == MEDIA_EXPIRED_ERRCODE
 
 
 @dataclass(frozen=True)
@@ -336,6 +343,55 @@ def jsapi_signature(*, ticket: str, noncestr: str, timestamp: int, url: str) -> 
     signed = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url}"
     # SHA-1 is what the JS-SDK fixes.
     return hashlib.sha1(signed.encode()).hexdigest()  # noqa: S324
+
+
+@sensitive_variables()
+def get_media(access_token: str, media_id: str, *, max_bytes: int) -> bytes:
+    """Download a temporary media file, such as a JS-SDK uploadImage serverId.
+
+    The body decides: WeChat answers errors with HTTP 200 and a JSON object,
+    labelled text/plain or even image/jpeg. A body over max_bytes is refused
+    without reading the rest. An id lives 3 days, then gives 40007.
+    https://developers.weixin.qq.com/doc/service/api/material/temporary/api_getmedia
+    """
+    path = "/cgi-bin/media/get"
+    try:
+        with _session().get(
+            settings.WECHAT_API_BASE_URL.rstrip("/") + path,
+            params={"access_token": access_token, "media_id": media_id},
+            timeout=settings.WECHAT_HTTP_TIMEOUT,
+            stream=True,
+        ) as response:
+            if response.status_code != 200:
+                raise WeChatError(None, f"{path} answered HTTP {response.status_code}")
+            body = _read_at_most(response, max_bytes, path)
+    except requests.Timeout:
+        raise WeChatError(None, f"{path} timed out") from None
+    except requests.RequestException as exc:
+        raise WeChatError(None, f"{path} failed ({type(exc).__name__})") from None
+    # An error is a small JSON object; a photo never starts with "{".
+    if body[:64].lstrip().startswith(b"{"):
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("errcode", 0) not in (0, "0", None):
+            raise WeChatError(_as_int(data["errcode"]), str(data.get("errmsg", "")))
+    return body
+
+
+def _read_at_most(response: requests.Response, max_bytes: int, path: str) -> bytes:
+    too_large = WeChatError(None, f"{path} answered a file too large (over {max_bytes} bytes)")
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise too_large
+    # Counted after decoding, so a compressed body cannot grow past the cap.
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)
 
 
 @sensitive_variables()

@@ -63,9 +63,12 @@ def json_answer(data: dict[str, Any], content_type: str) -> HttpResponse:
 
 
 def wechat_api(content_type: str) -> Callable:
-    """Make a view answer like a WeChat API endpoint, faults included."""
+    """Make a view answer like a WeChat API endpoint, faults included.
 
-    def decorate(view: Callable[..., dict[str, Any]]) -> Callable[..., HttpResponse]:
+    The view returns the JSON answer as a dict, or a whole HttpResponse.
+    """
+
+    def decorate(view: Callable[..., dict[str, Any] | HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @wraps(view)
         def endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -79,6 +82,9 @@ def wechat_api(content_type: str) -> Callable:
                     "errcode": error.errcode,
                     "errmsg": f"{error.errmsg} rid: {uuid.uuid4().hex[:24]}",
                 }
+            if isinstance(data, HttpResponse):
+                # A file, as cgi-bin/media/get answers when it has no error.
+                return data
             return json_answer(data, content_type)
 
         # Marks the API endpoints for stats.api_routes.

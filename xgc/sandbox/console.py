@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from .api import Faults
 from .messages import TEMPLATE_CATALOGUE
-from .models import Menu, SandboxFan, SandboxMessage
+from .models import Menu, SandboxFan, SandboxMedia, SandboxMessage
 from .oauth import phone_holder
 
 FAULT_FIELDS = {
@@ -28,6 +28,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "menu": Menu.objects.first(),
         "templates": TEMPLATE_CATALOGUE.values(),
         "message_count": SandboxMessage.objects.count(),
+        "media_count": SandboxMedia.objects.count(),
     }
     return render(request, "sandbox/index.html", context)
 

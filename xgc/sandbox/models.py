@@ -18,6 +18,8 @@ TOKEN_LIFETIME = timedelta(seconds=7200)
 REFRESH_TOKEN_LIFETIME = timedelta(days=30)
 # After a new platform token is fetched the old one still works this long.
 PLATFORM_TOKEN_OVERLAP = timedelta(minutes=5)
+# A temporary media_id, such as a JS-SDK serverId (protocol notes section 11).
+MEDIA_LIFETIME = timedelta(days=3)
 
 
 def random_value(length: int = 64) -> str:
@@ -111,3 +113,21 @@ class SandboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"template message {self.msgid}"
+
+
+class SandboxMedia(models.Model):
+    """A photo a phone sent with wx.uploadImage: temporary media, as WeChat keeps it."""
+
+    media_id = models.CharField(max_length=64, unique=True, default=random_value)
+    content = models.BinaryField()
+    content_type = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "sandbox media"
+
+    def __str__(self) -> str:
+        return f"media {self.media_id[:8]}… of {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def expired(self) -> bool:
+        return self.created_at + MEDIA_LIFETIME <= timezone.now()

@@ -54,6 +54,7 @@ def sandbox_server(
             "TOKEN": "sandboxServerToken1",
             "WECHAT_TEMPLATE_APPLICATION_RESULT": APPLICATION_RESULT_TEMPLATE_ID,
             "DATABASE_URL": f"sqlite:///{Path(data) / 'db.sqlite3'}",
+            "MEDIA_ROOT": str(Path(data) / "media"),
         }
         server_env |= env
         manage = [sys.executable, str(PROJECT / "manage.py")]

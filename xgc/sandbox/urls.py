@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import console, messages, oauth, platform, stats
+from . import console, jssdk, messages, oauth, platform, stats
 
 urlpatterns = [
     path("", console.index, name="sandbox-index"),
@@ -12,6 +12,10 @@ urlpatterns = [
     path("phone", oauth.phone, name="sandbox-phone"),
     path("messages", messages.inbox, name="sandbox-messages"),
     path("mmopen/<str:openid>/132", oauth.avatar, name="sandbox-avatar"),
+    # res.wx.qq.com's JS-SDK, and what it asks WeChat's client on the phone
+    path("jweixin.js", jssdk.jweixin, name="sandbox-jweixin"),
+    path("jssdk/preverify", jssdk.preverify, name="sandbox-jssdk-preverify"),
+    path("jssdk/upload_image", jssdk.upload_image, name="sandbox-jssdk-upload-image"),
     # open.weixin.qq.com
     path("connect/oauth2/authorize", oauth.authorize, name="sandbox-authorize"),
     # api.weixin.qq.com
@@ -26,4 +30,5 @@ urlpatterns = [
     path("cgi-bin/menu/delete", platform.menu_delete),
     path("cgi-bin/ticket/getticket", platform.getticket),
     path("cgi-bin/message/template/send", messages.template_send),
+    path("cgi-bin/media/get", jssdk.media_get),
 ]
