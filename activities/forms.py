@@ -12,6 +12,8 @@ MOBILE = re.compile(r"1[0-9]{10}")
 # What people type around the digits: spaces, hyphens, the country code.
 PHONE_SEPARATORS = re.compile(r"[\s\-]+")
 COUNTRY_CODE = re.compile(r"^(?:\+86|0086)")
+# WeChat's media ids are opaque; these are the characters seen in them.
+MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class MultilineField(forms.CharField):
@@ -21,6 +23,37 @@ class MultilineField(forms.CharField):
         # Browsers send a textarea's line breaks as CRLF but count them as one
         # character against maxlength: count them the browser's way.
         return super().to_python(value).replace("\r\n", "\n")
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class PhotosField(forms.FileField):
+    """The files of one ``<input type="file" multiple>``, as a list."""
+
+    def __init__(self, **kwargs):
+        super().__init__(widget=MultipleFileInput(attrs={"accept": "image/*"}), **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        return [super(PhotosField, self).clean(file, initial) for file in files]
+
+
+class MediaIdsField(forms.Field):
+    """The repeated ``media_id`` values: WeChat's serverIds from uploadImage."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        return [item for item in value or [] if item]
+
+    def validate(self, value):
+        super().validate(value)
+        if not all(MEDIA_ID.fullmatch(item) for item in value):
+            raise forms.ValidationError(
+                "微信照片的标识无效，请重新选择照片", code="invalid_media_id"
+            )
 
 
 class ApplicationForm(forms.Form):
@@ -45,6 +78,20 @@ class ApplicationForm(forms.Form):
         error_messages={"max_length": "备注最多 %(limit_value)d 个字（现在 %(show_value)d 个）"},
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "选填"}),
     )
+
+    photos = PhotosField(label="照片", required=False)
+    media_id = MediaIdsField(required=False)
+
+    def __init__(self, *args, photo_limit: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.photo_limit = photo_limit
+
+    def clean(self):
+        cleaned_data = super().clean()
+        count = len(cleaned_data.get("photos") or []) + len(cleaned_data.get("media_id") or [])
+        if count > self.photo_limit:
+            self.add_error("photos", f"最多还能添加 {self.photo_limit} 张照片（选了 {count} 张）")
+        return cleaned_data
 
     def clean_phone(self) -> str:
         """Return the 11 digits of a mainland mobile number, however it was typed."""

@@ -7,13 +7,21 @@ writers the same way), then counts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from fans.models import FansProfile
+from xgc import tokens, wechat
 
-from .models import Activity, Application, Notification
+from .models import Activity, Application, Notification, Photo
 from .notifications import queue_notification
+from .photo_files import delete_photo_files, save_photo
+from .photos import PhotoRejected, ProcessedPhoto, process_photo
 
 
 class ApplicationRefused(Exception):
@@ -23,36 +31,142 @@ class ApplicationRefused(Exception):
     CLOSED = "closed"
     FULL = "full"
     DECIDED = "decided"
+    TOO_MANY_PHOTOS = "too_many_photos"
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class ReceivedPhoto:
+    photo: ProcessedPhoto
+    source: str
+
+
+class PhotoProblem(Exception):
+    """A photo could not be taken; ``message`` names it and says why, for the fan.
+
+    ``media_id`` is the WeChat photo's id when that is the one to choose again.
+    """
+
+    def __init__(self, message: str, media_id: str = ""):
+        super().__init__(message)
+        self.message, self.media_id = message, media_id
+
+
+def photos_receive(
+    *, uploads: Iterable[UploadedFile], media_ids: Iterable[str]
+) -> list[ReceivedPhoto]:
+    """Process every photo a form brought; raise PhotoProblem at the first bad one.
+
+    Uploads come from the browser; media ids are WeChat's temporary media
+    (JS-SDK uploadImage), downloaded now: they last 3 days. Nothing is stored.
+    """
+    received = []
+    for upload in uploads:
+        label = f"照片「{upload.name}」"
+        if upload.size > settings.PHOTO_MAX_BYTES:
+            raise PhotoProblem(f"{label}太大（最多 {settings.PHOTO_MAX_BYTES // 2**20} MB）")
+        received.append(ReceivedPhoto(_processed(upload.read(), label), Photo.Source.UPLOAD))
+    for number, media_id in enumerate(media_ids, 1):
+        label = f"微信中选择的第 {number} 张照片"
+        data = _download(media_id, label)
+        try:
+            photo = _processed(data, label)
+        except PhotoProblem as problem:
+            raise PhotoProblem(problem.message, media_id) from None
+        received.append(ReceivedPhoto(photo, Photo.Source.WECHAT))
+    return received
+
+
+def _download(media_id: str, label: str) -> bytes:
+    try:
+        return tokens.with_platform_token(
+            lambda access_token: wechat.get_media(
+                access_token, media_id, max_bytes=settings.PHOTO_MAX_BYTES
+            )
+        )
+    except wechat.WeChatError as error:
+        if error.errcode == wechat.MEDIA_EXPIRED_ERRCODE:
+            raise PhotoProblem(f"{label}已在微信过期，请重新选择这张照片", media_id) from None
+        # Passing: the same id can be fetched again on the next submit.
+        raise PhotoProblem(f"暂时无法从微信取回{label}，请稍后再提交") from None
+
+
+def _processed(data: bytes, label: str) -> ProcessedPhoto:
+    try:
+        return process_photo(
+            data,
+            max_bytes=settings.PHOTO_MAX_BYTES,
+            max_pixels=settings.PHOTO_MAX_PIXELS,
+            display_size=settings.PHOTO_DISPLAY_SIZE,
+            thumbnail_size=settings.PHOTO_THUMBNAIL_SIZE,
+        )
+    except PhotoRejected as rejected:
+        raise PhotoProblem(f"{label}：{rejected.reason}") from None
+
+
 def application_submit(
-    *, activity_id: int, fan: FansProfile, name: str, phone: str, note: str
+    *,
+    activity_id: int,
+    fan: FansProfile,
+    name: str,
+    phone: str,
+    note: str,
+    photos: Sequence[ReceivedPhoto] = (),
 ) -> Application:
     """Create the fan's application, or update it while it is pending.
 
     A withdrawn application is submitted anew (it takes a place again); an
-    approved or rejected one cannot change. Raise ApplicationRefused.
+    approved or rejected one cannot change. Photos are added (the same photo
+    twice is kept once), up to Photo.MAX_PER_APPLICATION. Raise
+    ApplicationRefused; whatever fails, no file is left behind.
     """
-    with transaction.atomic():
-        activity = Activity.objects.select_for_update().get(pk=activity_id)
-        application = Application.objects.filter(activity=activity, fan=fan).first()
-        taken = activity.places_taken() if activity.capacity is not None else 0
-        reason = refusal(activity, application, places_taken=taken)
-        if reason:
-            raise ApplicationRefused(reason)
-        takes_place = application is None or not application.holds_place
-        if application is None:
-            application = Application(activity=activity, fan=fan)
-        application.name, application.phone, application.note = name, phone, note
-        application.status = Application.Status.PENDING
-        application.save()
-        if takes_place and not activity.review_required:
-            _decide(application, Application.Status.APPROVED, review_note="")
-        return application
+    saved: list[Photo] = []
+    try:
+        with transaction.atomic():
+            application = _submit(activity_id, fan, name, phone, note)
+            _attach(application, photos, saved)
+            return application
+    except BaseException:
+        # The rows are rolled back; the files written for them are not.
+        for photo in saved:
+            delete_photo_files(photo)
+        raise
+
+
+def _submit(activity_id: int, fan: FansProfile, name: str, phone: str, note: str) -> Application:
+    activity = Activity.objects.select_for_update().get(pk=activity_id)
+    application = Application.objects.filter(activity=activity, fan=fan).first()
+    taken = activity.places_taken() if activity.capacity is not None else 0
+    reason = refusal(activity, application, places_taken=taken)
+    if reason:
+        raise ApplicationRefused(reason)
+    takes_place = application is None or not application.holds_place
+    if application is None:
+        application = Application(activity=activity, fan=fan)
+    application.name, application.phone, application.note = name, phone, note
+    application.status = Application.Status.PENDING
+    application.save()
+    if takes_place and not activity.review_required:
+        _decide(application, Application.Status.APPROVED, review_note="")
+    return application
+
+
+def _attach(application: Application, photos: Sequence[ReceivedPhoto], saved: list[Photo]) -> None:
+    """Store the photos the application does not have yet, adding each to saved."""
+    known = set(application.photos.values_list("sha256", flat=True))
+    new = {}
+    for received in photos:
+        if received.photo.sha256 not in known:
+            new.setdefault(received.photo.sha256, received)
+    if len(known) + len(new) > Photo.MAX_PER_APPLICATION:
+        raise ApplicationRefused(ApplicationRefused.TOO_MANY_PHOTOS)
+    for received in new.values():
+        saved.append(
+            save_photo(application=application, photo=received.photo, source=received.source)
+        )
 
 
 def refusal(

@@ -16,11 +16,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from fans.auth import fan_required
+from fans.jssdk import jssdk_script_url
 from fans.views import message
 
 from . import services
 from .forms import ApplicationForm
-from .models import Activity, Application, with_places_taken
+from .models import Activity, Application, Photo, with_places_taken
 from .services import ApplicationRefused
 
 # Each refusal's page: status, title, explanation.
@@ -116,24 +117,50 @@ def activity_apply(request: HttpRequest, pk: int) -> HttpResponse:
     if activity is None:
         return refused(request, ApplicationRefused.NOT_PUBLISHED, None)
     application = Application.objects.filter(activity=activity, fan=request.fan).first()
+    photo_limit = Photo.MAX_PER_APPLICATION - (application.photos.count() if application else 0)
     if request.method == "POST":
-        form = ApplicationForm(request.POST)
+        form = ApplicationForm(request.POST, request.FILES, photo_limit=photo_limit)
         if form.is_valid():
-            return submit(request, activity, form.cleaned_data)
+            response = submit(request, activity, form)
+            if response is not None:
+                return response
     else:
         reason = apply_refusal(activity, application)
         if reason:
             return refused(request, reason, application)
-        form = ApplicationForm(initial=prefill(request.fan, application))
+        form = ApplicationForm(initial=prefill(request.fan, application), photo_limit=photo_limit)
     editing = application is not None and application.status == Application.Status.PENDING
-    context = {"activity": activity, "form": form, "editing": editing}
+    context = {
+        "activity": activity,
+        "application": application,
+        "form": form,
+        "editing": editing,
+        "photo_limit": photo_limit,
+        "media_ids": form.cleaned_data.get("media_id", []) if form.is_bound else [],
+        "jssdk_script": jssdk_script_url(),
+        "jssdk_config_url": reverse("wechat-jssdk-config"),
+    }
     return render(request, "activities/apply.html", context)
 
 
-def submit(request: HttpRequest, activity: Activity, data: dict) -> HttpResponse:
+def submit(request: HttpRequest, activity: Activity, form: ApplicationForm) -> HttpResponse | None:
+    """Receive the photos and submit; return where to go, or None to show the form's errors."""
+    data = dict(form.cleaned_data)
+    uploads, media_ids = data.pop("photos"), data.pop("media_id")
     try:
-        application = services.application_submit(activity_id=activity.pk, fan=request.fan, **data)
+        photos = services.photos_receive(uploads=uploads, media_ids=media_ids)
+        application = services.application_submit(
+            activity_id=activity.pk, fan=request.fan, photos=photos, **data
+        )
+    except services.PhotoProblem as problem:
+        # Keep the WeChat photos that did arrive; the fan chooses the others again.
+        form.cleaned_data["media_id"] = [i for i in media_ids if i != problem.media_id]
+        form.add_error("photos", problem.message)
+        return None
     except ApplicationRefused as refusal:
+        if refusal.reason == ApplicationRefused.TOO_MANY_PHOTOS:
+            form.add_error("photos", f"一份申请最多 {Photo.MAX_PER_APPLICATION} 张照片")
+            return None
         application = Application.objects.filter(activity=activity, fan=request.fan).first()
         if refusal.reason == ApplicationRefused.DECIDED and same_answers(application, data):
             # A resent POST (a double tap, a refresh) of what was approved at once.

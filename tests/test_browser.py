@@ -345,3 +345,269 @@ def test_a_fan_applies_from_the_menu_and_hears_the_organisers_answer(browser, xg
         organiser.context.close()
         fan.context.close()
     assert organiser.csp_violations == [] and fan.csp_violations == []
+
+
+# Photos in the application form: WeChat's picker through the sandbox's
+# stand-in for the JS-SDK, or the file input anywhere else.
+
+
+class DesktopBrowser(Phone):
+    """A browser outside WeChat: Chromium's own user agent, a laptop's screen."""
+
+    def __init__(self, browser, base: str, name: str):
+        self.context = browser.new_context(
+            base_url=base, viewport={"width": 1280, "height": 900}, locale="zh-CN"
+        )
+        self.page = self.context.new_page()
+        self.name = name
+        self.shots = 0
+        self.csp_violations = []
+        self.page.on(
+            "console",
+            lambda message: (
+                "Content Security Policy" in message.text
+                and self.csp_violations.append(message.text)
+            ),
+        )
+
+
+def publish_activity(browser, base: str, title: str) -> None:
+    """Add a published activity through the admin, as an organiser does."""
+    organiser = DesktopBrowser(browser, base, f"organiser-{title}")
+    try:
+        sign_in_to_admin(organiser.page)
+        organiser.page.goto("/admin/activities/activity/add/")
+        organiser.page.fill("#id_title", title)
+        organiser.page.fill("#id_description", "带上照片。")
+        organiser.page.fill("#id_location", "操场")
+        organiser.page.fill("#id_capacity", "10")
+        organiser.page.check("#id_published")
+        organiser.page.get_by_role("button", name="保存", exact=True).click()
+        organiser.shows(f"成功添加了 活动“{title}”")
+    finally:
+        organiser.context.close()
+    assert organiser.csp_violations == []
+
+
+def open_apply_page(fan: Phone, title: str) -> None:
+    """Sign a new test fan in from the menu link and open the activity's form."""
+    fan.page.goto("/wechat/login/?next=/activities/")
+    fan.hold_as("新用户（第一次使用本公众号）")
+    fan.consent_and_register()
+    fan.page.get_by_role("button", name="允许").click()
+    fan.page.get_by_role("link", name=re.compile(title)).click()
+    fan.page.get_by_role("link", name="申请参加").click()
+    fan.shows("照片")
+
+
+@pytest.fixture
+def photo_files(tmp_path):
+    """Two small JPEG files of different colours; return their paths."""
+    from PIL import Image
+
+    paths = []
+    for number, colour in enumerate(["#07c160", "#fa9d3b"], 1):
+        path = tmp_path / f"photo-{number}.jpg"
+        Image.new("RGB", (640, 480), colour).save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+def sandbox_media(base: str, media_id: str) -> requests.Response:
+    """Fetch a media id from the sandbox's cgi-bin/media/get, as xgc's server does."""
+    token = requests.post(
+        f"{base}/sandbox/cgi-bin/stable_token",
+        json={
+            "grant_type": "client_credential",
+            "appid": SANDBOX_APP["APP_ID"],
+            "secret": SANDBOX_APP["APP_SECRET"],
+        },
+        timeout=10,
+    ).json()["access_token"]
+    return requests.get(
+        f"{base}/sandbox/cgi-bin/media/get",
+        params={"access_token": token, "media_id": media_id},
+        timeout=10,
+    )
+
+
+def shown_thumbnails(page) -> int:
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll(".photo-picker__thumb")).filter(
+            (image) => image.src.startsWith("data:image/") && image.naturalWidth > 0
+        ).length"""
+    )
+
+
+def test_in_wechat_photos_are_chosen_and_uploaded_one_at_a_time(
+    browser, phone, xgc_server, photo_files
+):
+    """wx.config passes the sandbox's check; two photos chosen in WeChat's picker
+    show as previews and come back from media/get as the same bytes."""
+    sdk_messages = []
+    phone.page.on(
+        "console",
+        lambda message: "Sandbox JS-SDK" in message.text and sdk_messages.append(message.text),
+    )
+    publish_activity(browser, xgc_server, "拍照打卡")
+    open_apply_page(phone, "拍照打卡")
+    choose = phone.page.get_by_role("button", name="选择照片")
+    playwright_api.expect(choose).to_be_visible()
+    playwright_api.expect(phone.page.locator("input[name=photos]")).to_be_hidden()
+    phone.shot("apply-in-wechat")
+
+    with phone.page.expect_file_chooser() as chooser:
+        choose.click()
+    chooser.value.set_files(photo_files)
+    media_ids = phone.page.locator("input[type=hidden][name=media_id]")
+    playwright_api.expect(media_ids).to_have_count(2)
+    wait_until(lambda: shown_thumbnails(phone.page) == 2, what="two previews", seconds=10)
+    phone.shows("照片已上传")
+    phone.shot("photos-chosen-in-wechat")
+
+    sent = {path.read_bytes() for path in photo_files}
+    for media_id in media_ids.evaluate_all("fields => fields.map((field) => field.value)"):
+        answer = sandbox_media(xgc_server, media_id)
+        assert answer.headers["Content-Type"] == "image/jpeg"
+        assert answer.content in sent
+        sent.discard(answer.content)
+    assert sent == set()
+
+    # Sent while a slow WeChat still uploads: the form waits, then goes.
+    phone.page.fill("#id_name", "王五")
+    phone.page.fill("#id_phone", "13812345678")
+    set_latency(xgc_server, 400)
+    try:
+        with phone.page.expect_file_chooser() as chooser:
+            choose.click()
+        chooser.value.set_files(photo_files[:1])
+        playwright_api.expect(phone.page.locator(".photo-picker__item--waiting")).to_have_count(1)
+        phone.page.get_by_role("button", name="提交申请").click()
+        phone.shows("照片上传完后自动提交")
+        phone.shot("submitted-while-uploading")
+        phone.shows("待审核")
+    finally:
+        set_latency(xgc_server, 0)
+    assert re.fullmatch(r"/applications/\d+/", urlsplit(phone.page.url).path)
+    # The photo sent again is the same bytes: stored once.
+    wait_until(lambda: stored_thumbnails(phone.page) == 2, what="the thumbnails", seconds=10)
+    phone.shot("application-with-wechat-photos")
+    # No wx.config failure, and never two uploads at once.
+    assert sdk_messages == []
+
+
+def stored_thumbnails(page) -> int:
+    """Count the application page's photo thumbnails that loaded from xgc."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll("img.photos__thumbnail")).filter(
+            (image) => image.complete && image.naturalWidth > 0
+        ).length"""
+    )
+
+
+def set_latency(base: str, latency_ms: int) -> None:
+    requests.post(
+        f"{base}/sandbox/faults", {"latency_ms": latency_ms}, timeout=10
+    ).raise_for_status()
+
+
+def test_outside_wechat_the_file_input_sends_photos_with_a_progress_bar(
+    browser, xgc_server, photo_files
+):
+    """No MicroMessenger: the file input is the picker, previews show, and a
+    form with files goes by XMLHttpRequest: the form comes back with its
+    errors, then the application page opens."""
+    publish_activity(browser, xgc_server, "户外写生")
+    fan = DesktopBrowser(browser, xgc_server, "photos-outside-wechat")
+    try:
+        open_apply_page(fan, "户外写生")
+        photos = fan.page.locator("input[name=photos]")
+        playwright_api.expect(photos).to_be_visible()
+        playwright_api.expect(fan.page.get_by_role("button", name="选择照片")).to_be_hidden()
+        progress = fan.page.locator("progress.photo-picker__progress")
+        assert progress.count() == 1 and progress.is_hidden()
+        fan.shot("apply-outside-wechat")
+
+        photos.set_input_files(photo_files)
+        wait_until(lambda: shown_thumbnails(fan.page) == 2, what="two previews", seconds=10)
+        fan.shows("已选 2 张照片")
+        fan.shot("photos-chosen")
+
+        # A typo: the form comes back, in place, with the error and what was typed.
+        fan.page.fill("#id_name", "李四")
+        fan.page.fill("#id_phone", "138")
+        fan.page.get_by_role("button", name="提交申请").click()
+        playwright_api.expect(fan.page.locator(".field--invalid")).to_contain_text("手机号")
+        assert fan.page.input_value("#id_name") == "李四"
+        fan.shot("apply-typo-with-photos")
+
+        # The page that came back works: previews again, then the upload.
+        fan.page.locator("input[name=photos]").set_input_files(photo_files)
+        wait_until(lambda: shown_thumbnails(fan.page) == 2, what="two previews", seconds=10)
+        # The progress bar's last state survives the navigation in sessionStorage.
+        fan.page.evaluate(
+            """() => {
+              const bar = document.querySelector("progress.photo-picker__progress");
+              new MutationObserver(() => sessionStorage.setItem(
+                "progress", JSON.stringify([bar.hidden, bar.value, bar.max])
+              )).observe(bar, {attributes: true});
+            }"""
+        )
+        fan.page.fill("#id_phone", "13812345678")
+        fan.page.get_by_role("button", name="提交申请").click()
+        fan.shows("待审核")
+        assert re.fullmatch(r"/applications/\d+/", urlsplit(fan.page.url).path)
+        hidden, value, total = fan.page.evaluate(
+            "() => JSON.parse(sessionStorage.getItem('progress'))"
+        )
+        assert not hidden and total > sum(path.stat().st_size for path in photo_files)
+        assert value == total
+        wait_until(lambda: stored_thumbnails(fan.page) == 2, what="the thumbnails", seconds=10)
+        fan.shot("application-with-photos")
+        application_path = urlsplit(fan.page.url).path
+    finally:
+        fan.context.close()
+    assert fan.csp_violations == []
+
+    # The organiser sees the thumbnails in the admin, each opening its display copy.
+    organiser = DesktopBrowser(browser, xgc_server, "organiser-photos")
+    try:
+        sign_in_to_admin(organiser.page)
+        application_id = application_path.strip("/").split("/")[-1]
+        organiser.page.goto(f"/admin/activities/application/{application_id}/change/")
+        thumbnails = organiser.page.locator("img[src*='/thumbnail/']")
+        playwright_api.expect(thumbnails).to_have_count(2)
+        wait_until(
+            lambda: thumbnails.evaluate_all("images => images.every((i) => i.naturalWidth > 0)"),
+            what="the admin's thumbnails",
+            seconds=10,
+        )
+        organiser.shot("admin-application-photos")
+        with organiser.context.expect_page() as opened:
+            organiser.page.locator("a[href*='/display/']").first.click()
+        display = opened.value
+        display.wait_for_load_state()
+        assert display.evaluate("() => document.contentType") == "image/jpeg"
+        assert display.evaluate("() => document.images[0].naturalWidth") == 640
+    finally:
+        organiser.context.close()
+    assert organiser.csp_violations == []
+
+
+def test_in_wechat_a_refused_signature_leaves_the_file_input(browser, phone, xgc_server):
+    """wx.config fails (the sandbox checks the signature): fans keep the file input."""
+
+    def wrong_signature(route):
+        answer = route.fetch()
+        route.fulfill(response=answer, json=answer.json() | {"signature": "0" * 40})
+
+    phone.page.route(re.compile(r"/wechat/jssdk/config\?"), wrong_signature)
+    publish_activity(browser, xgc_server, "签名出错")
+    # Silent for fans; in sandbox mode photos.js says why on the console.
+    with phone.page.expect_console_message(
+        lambda message: "WeChat's picker is off (config:invalid signature)" in message.text
+    ):
+        open_apply_page(phone, "签名出错")
+    playwright_api.expect(phone.page.locator("input[name=photos]")).to_be_visible()
+    playwright_api.expect(phone.page.get_by_role("button", name="选择照片")).to_be_hidden()
+    phone.shot("apply-after-config-failed")

@@ -243,7 +243,9 @@ CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'", "https://res.wx.qq.com", "https://res2.wx.qq.com"],
-        "img-src": ["'self'", "data:", "https:"],
+        # data: for photo previews; wxlocalresource: and weixin: for the
+        # localIds Android WeChat's JS-SDK hands out, shown as previews.
+        "img-src": ["'self'", "data:", "https:", "wxlocalresource:", "weixin:"],
         "style-src": ["'self'"],
         "connect-src": ["'self'"],
         "form-action": ["'self'"],
@@ -265,8 +267,43 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# PHOTOS: fans' photos are personal data. They are kept under MEDIA_ROOT, which
+# no URL serves: activities/photo_views.py checks who asks, then hands the file
+# to nginx (PHOTO_X_ACCEL_REDIRECT) or streams it. With S3_BUCKET set they are
+# kept in an S3-compatible object store instead, private, and fetched through
+# short-lived presigned URLs, so that every instance sees every photo.
+MEDIA_ROOT = Path(_env("MEDIA_ROOT", str(BASE_DIR / "media")))
+PHOTO_MAX_BYTES = _env_number("PHOTO_MAX_BYTES", 10 * 1024 * 1024, int)
+PHOTO_MAX_PIXELS = _env_number("PHOTO_MAX_PIXELS", 40_000_000, int)
+PHOTO_DISPLAY_SIZE = _env_number("PHOTO_DISPLAY_SIZE", 2048, int)
+PHOTO_THUMBNAIL_SIZE = _env_number("PHOTO_THUMBNAIL_SIZE", 320, int)
+# The path of nginx's internal location that serves MEDIA_ROOT, e.g.
+# /protected-media/; empty: Django sends the file itself.
+PHOTO_X_ACCEL_REDIRECT = _env("PHOTO_X_ACCEL_REDIRECT")
+S3_BUCKET = _env("S3_BUCKET")
+# Seconds a presigned photo URL works.
+S3_URL_SECONDS = _env_number("S3_URL_SECONDS", 300, int)
+_s3_storage = {
+    "BACKEND": "storages.backends.s3.S3Storage",
+    "OPTIONS": {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": _env("S3_ENDPOINT_URL") or None,
+        "region_name": _env("S3_REGION") or None,
+        "access_key": _env("S3_ACCESS_KEY_ID") or None,
+        "secret_key": _env("S3_SECRET_ACCESS_KEY") or None,
+        # Private objects, reached only through presigned URLs; a name is
+        # never reused, so nothing is overwritten.
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": S3_URL_SECONDS,
+        "file_overwrite": False,
+        "signature_version": "s3v4",
+    },
+}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        _s3_storage if S3_BUCKET else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     # Compressed copies for whitenoise. Not the manifest variant: it refuses
     # to render a page before collectstatic has run, which tests never do.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
