@@ -206,3 +206,19 @@ def make_activity(db):
         return Activity.objects.create(**(defaults | {"published": True} | fields))
 
     return make
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """Keep photos on disk in a temporary MEDIA_ROOT, whatever the environment says."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = settings.STORAGES | {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    }
+    settings.PHOTO_X_ACCEL_REDIRECT = ""
+    return settings.MEDIA_ROOT
+
+
+def stored_files(root: Path) -> list[str]:
+    """Return the names of the files under root, relative to it, sorted."""
+    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())

@@ -21,20 +21,13 @@ from django.db import IntegrityError
 from activities import photo_files
 from activities.models import Application, Photo
 
-from .conftest import API, sign_in
+from .conftest import API, sign_in, stored_files
 
 STABLE = API + "/cgi-bin/stable_token"
 MEDIA = API + "/cgi-bin/media/get"
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-def stored_files(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+pytestmark = pytest.mark.usefixtures("media_root")
 
 
 def jpeg(colour: str = "red", size: tuple[int, int] = (640, 480)) -> bytes:
@@ -75,7 +68,7 @@ def test_photos_from_a_browser_are_stored_re_encoded(fan_client, activity, media
     assert [photo.source for photo in photos] == [Photo.Source.UPLOAD] * 2
     assert len(stored_files(media_root)) == 4  # a display copy and a thumbnail each
     # Stored under random names, never the fan's file names.
-    assert not any(path.stem in ("a", "b") for path in stored_files(media_root))
+    assert not any(Path(name).stem in ("a", "b") for name in stored_files(media_root))
     page = fan_client.get(f"/applications/{application.pk}/").content.decode()
     for photo in photos:
         assert f"/photos/{photo.pk}/thumbnail/" in page

@@ -74,16 +74,17 @@ def browser():
 class Phone:
     """One phone: a browser context with WeChat's user agent and a phone screen."""
 
+    # How the context looks to pages: here a phone in WeChat.
+    CONTEXT = {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+        "user_agent": WECHAT_USER_AGENT,
+    }
+
     def __init__(self, browser, base: str, name: str):
-        self.context = browser.new_context(
-            base_url=base,
-            viewport={"width": 390, "height": 844},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            user_agent=WECHAT_USER_AGENT,
-            locale="zh-CN",
-        )
+        self.context = browser.new_context(base_url=base, locale="zh-CN", **self.CONTEXT)
         self.page = self.context.new_page()
         self.name = name
         self.shots = 0
@@ -270,10 +271,9 @@ def sign_in_to_admin(page) -> None:
 def test_a_fan_applies_from_the_menu_and_hears_the_organisers_answer(browser, xgc_server):
     """Menu link → activities → apply (a typo, then fixed) → my applications;
     the organiser approves in admin; the phone's 服务通知 shows the message."""
-    organiser = Phone(browser, xgc_server, "organiser")
+    organiser = DesktopBrowser(browser, xgc_server, "organiser")
     fan = Phone(browser, xgc_server, "applicant")
     try:
-        organiser.page.set_viewport_size({"width": 1280, "height": 900})
         sign_in_to_admin(organiser.page)
         organiser.page.goto("/admin/activities/activity/add/")
         organiser.page.fill("#id_title", "周末读书会")
@@ -354,21 +354,7 @@ def test_a_fan_applies_from_the_menu_and_hears_the_organisers_answer(browser, xg
 class DesktopBrowser(Phone):
     """A browser outside WeChat: Chromium's own user agent, a laptop's screen."""
 
-    def __init__(self, browser, base: str, name: str):
-        self.context = browser.new_context(
-            base_url=base, viewport={"width": 1280, "height": 900}, locale="zh-CN"
-        )
-        self.page = self.context.new_page()
-        self.name = name
-        self.shots = 0
-        self.csp_violations = []
-        self.page.on(
-            "console",
-            lambda message: (
-                "Content Security Policy" in message.text
-                and self.csp_violations.append(message.text)
-            ),
-        )
+    CONTEXT = {"viewport": {"width": 1280, "height": 900}}
 
 
 def publish_activity(browser, base: str, title: str) -> None:

@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -226,49 +228,6 @@ def site_on_loopback(replacements: dict[str, str]) -> str:
     return site
 
 
-@pytest.fixture
-def site(tmp_path, certificate):
-    """Serve the site example on loopback ports, in front of one xgc gunicorn."""
-    if find_nginx() is None:
-        service_missing("nginx", "not in PATH or /usr/sbin (apt-get install nginx)")
-    http_port, https_port, app_port = free_port(), free_port(), free_port()
-    static = tmp_path / "static"
-    shutil.copytree(PROJECT / "static", static)
-    cert, key = certificate
-    env = base_env(
-        **SANDBOX_APP,
-        ALLOWED_HOSTS="127.0.0.1",
-        TRUST_X_FORWARDED="1",
-        REDIRECT_URL=f"https://127.0.0.1:{https_port}/wechat/authorize/",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        WECHAT_MP_VERIFY="abc123",
-        WEB_CONCURRENCY="1",
-    )
-    servers = []
-    try:
-        servers.append(gunicorn("xgc", env, tmp_path, port=app_port, ready_path="/wechat/"))
-        http = site_on_loopback(
-            {
-                "    server 127.0.0.1:8000;\n    server 127.0.0.1:8001;\n": f"    server 127.0.0.1:{app_port};\n",
-                "    listen 80;\n    listen [::]:80;\n": f"    listen 127.0.0.1:{http_port};\n",
-                "    listen 443 ssl http2;\n    listen [::]:443 ssl http2;\n": f"    listen 127.0.0.1:{https_port} ssl http2;\n",
-                "/etc/letsencrypt/live/xgc.example.com/fullchain.pem": str(cert),
-                "/etc/letsencrypt/live/xgc.example.com/privkey.pem": str(key),
-                "/srv/xgc/staticfiles/": f"{static}/",
-                "snippets/xgc-proxy.conf": str(NGINX_PROXY),
-            }
-        )
-        servers.append(start_nginx(http, f"http://127.0.0.1:{http_port}", tmp_path))
-        yield {
-            "http": f"http://127.0.0.1:{http_port}",
-            "https": f"https://127.0.0.1:{https_port}",
-            "cert": str(cert),
-        }
-    finally:
-        for server in reversed(servers):
-            server.stop()
-
-
 def test_site_example_ends_tls_and_xgc_sees_https(site):
     """X-Forwarded-Proto reaches xgc, which sends HSTS on secure requests only."""
     response = requests.get(
@@ -336,12 +295,12 @@ print(photo.pk, photo.display.name, cookie)
 """
 
 
-@pytest.fixture
-def photo_site(tmp_path, certificate):
-    """Serve the site example as `site` does, with photos on disk behind X-Accel-Redirect.
+@contextmanager
+def serving_site(tmp_path: Path, certificate, *, with_photo: bool) -> Iterator[dict]:
+    """Serve the site example on loopback ports, in front of one xgc gunicorn.
 
-    Yield its URLs, a fan's photo (pk, storage name), the fan's fanid cookie
-    and MEDIA_ROOT.
+    Photos are on disk behind X-Accel-Redirect. with_photo seeds a fan's photo
+    and adds it (pk, storage name), the fan's fanid cookie and MEDIA_ROOT.
     """
     if find_nginx() is None:
         service_missing("nginx", "not in PATH or /usr/sbin (apt-get install nginx)")
@@ -360,13 +319,23 @@ def photo_site(tmp_path, certificate):
         MEDIA_ROOT=str(media),
         PHOTO_X_ACCEL_REDIRECT="/protected-media/",
     )
-    manage = [sys.executable, "manage.py"]
-    for command in (["migrate", "--no-input", "-v", "0"], ["shell", "-v", "0", "-c", SEED_PHOTO]):
-        result = subprocess.run(
-            manage + command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 0, result.stderr
-    pk, name, cookie = result.stdout.split()
+    urls = {
+        "http": f"http://127.0.0.1:{http_port}",
+        "https": f"https://127.0.0.1:{https_port}",
+        "cert": str(cert),
+    }
+    if with_photo:
+        manage = [sys.executable, "manage.py"]
+        for command in (
+            ["migrate", "--no-input", "-v", "0"],
+            ["shell", "-v", "0", "-c", SEED_PHOTO],
+        ):
+            result = subprocess.run(
+                manage + command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert result.returncode == 0, result.stderr
+        pk, name, cookie = result.stdout.split()
+        urls |= {"photo": (int(pk), name), "cookie": cookie, "media": media}
     servers = []
     try:
         servers.append(gunicorn("xgc", env, tmp_path, port=app_port, ready_path="/wechat/"))
@@ -382,17 +351,23 @@ def photo_site(tmp_path, certificate):
                 "snippets/xgc-proxy.conf": str(NGINX_PROXY),
             }
         )
-        servers.append(start_nginx(http, f"http://127.0.0.1:{http_port}", tmp_path))
-        yield {
-            "https": f"https://127.0.0.1:{https_port}",
-            "cert": str(cert),
-            "photo": (int(pk), name),
-            "cookie": cookie,
-            "media": media,
-        }
+        servers.append(start_nginx(http, urls["http"], tmp_path))
+        yield urls
     finally:
         for server in reversed(servers):
             server.stop()
+
+
+@pytest.fixture
+def site(tmp_path, certificate):
+    with serving_site(tmp_path, certificate, with_photo=False) as urls:
+        yield urls
+
+
+@pytest.fixture
+def photo_site(tmp_path, certificate):
+    with serving_site(tmp_path, certificate, with_photo=True) as urls:
+        yield urls
 
 
 def test_site_example_sends_a_fan_their_photo_from_the_internal_location(photo_site):

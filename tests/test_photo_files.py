@@ -20,6 +20,8 @@ from activities.models import Application, Photo
 from activities.photo_files import save_photo
 from activities.photos import Image, ProcessedPhoto
 
+from .conftest import stored_files
+
 pytestmark = pytest.mark.django_db
 
 APPLICATIONS = "/admin/activities/application/"
@@ -44,22 +46,6 @@ def processed_photo(seed: int = 0) -> ProcessedPhoto:
     )
 
 
-def stored_files(root: Path) -> list[str]:
-    """Return the names of the files under root, relative to it."""
-    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
-
-
-@pytest.fixture
-def media(settings, tmp_path) -> Path:
-    """Keep photos on disk, in a temporary MEDIA_ROOT, whatever the environment says."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.STORAGES = settings.STORAGES | {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}
-    }
-    settings.PHOTO_X_ACCEL_REDIRECT = ""
-    return settings.MEDIA_ROOT
-
-
 @pytest.fixture
 def application(make_fan, make_activity) -> Application:
     return Application.objects.create(
@@ -70,7 +56,7 @@ def application(make_fan, make_activity) -> Application:
 # save_photo
 
 
-def test_save_photo_writes_both_files_and_the_row(media, application):
+def test_save_photo_writes_both_files_and_the_row(media_root, application):
     processed = processed_photo()
 
     photo = save_photo(application=application, photo=processed, source=Photo.Source.WECHAT)
@@ -79,9 +65,9 @@ def test_save_photo_writes_both_files_and_the_row(media, application):
     assert display.startswith("photos/") and display.endswith(".jpg")
     # The thumbnail shares the display copy's random stem.
     assert thumbnail == display.removesuffix(".jpg") + "-thumb.jpg"
-    assert stored_files(media) == sorted([display, thumbnail])
-    assert (media / display).read_bytes() == processed.display.data
-    assert (media / thumbnail).read_bytes() == processed.thumbnail.data
+    assert stored_files(media_root) == sorted([display, thumbnail])
+    assert (media_root / display).read_bytes() == processed.display.data
+    assert (media_root / thumbnail).read_bytes() == processed.thumbnail.data
     photo.refresh_from_db()
     assert (photo.application, photo.source, photo.content_type) == (
         application,
@@ -98,27 +84,27 @@ def test_save_photo_writes_both_files_and_the_row(media, application):
     assert (photo.original_bytes, photo.sha256) == (123_456, processed.sha256)
 
 
-def test_every_photo_gets_new_random_names(media, application):
+def test_every_photo_gets_new_random_names(media_root, application):
     first = save_photo(application=application, photo=processed_photo(1), source="upload")
     second = save_photo(application=application, photo=processed_photo(2), source="upload")
     assert first.display.name != second.display.name
-    assert len(stored_files(media)) == 4
+    assert len(stored_files(media_root)) == 4
 
 
-def test_the_same_photo_twice_leaves_no_file_behind(media, application):
+def test_the_same_photo_twice_leaves_no_file_behind(media_root, application):
     """The unique (application, sha256) constraint refuses the row; its files go too."""
     first = save_photo(application=application, photo=processed_photo(), source="upload")
 
     with pytest.raises(IntegrityError):
         save_photo(application=application, photo=processed_photo(), source="upload")
 
-    assert stored_files(media) == sorted([first.display.name, first.thumbnail.name])
+    assert stored_files(media_root) == sorted([first.display.name, first.thumbnail.name])
     # The refused row was in a savepoint: the caller's transaction goes on.
     assert list(Photo.objects.all()) == [first]
 
 
 def test_a_storage_failure_on_the_thumbnail_removes_the_display_copy(
-    media, application, monkeypatch
+    media_root, application, monkeypatch
 ):
     save = FileSystemStorage._save
     calls = []
@@ -135,7 +121,7 @@ def test_a_storage_failure_on_the_thumbnail_removes_the_display_copy(
         save_photo(application=application, photo=processed_photo(), source="upload")
 
     assert len(calls) == 2
-    assert stored_files(media) == []
+    assert stored_files(media_root) == []
     assert not Photo.objects.exists()
 
 
@@ -143,11 +129,11 @@ def test_a_storage_failure_on_the_thumbnail_removes_the_display_copy(
 
 
 def test_deleting_an_application_in_admin_deletes_its_photos_files_after_commit(
-    media, application, admin_client, django_capture_on_commit_callbacks
+    media_root, application, admin_client, django_capture_on_commit_callbacks
 ):
     for seed in (1, 2):
         save_photo(application=application, photo=processed_photo(seed), source="upload")
-    assert len(stored_files(media)) == 4
+    assert len(stored_files(media_root)) == 4
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(f"{APPLICATIONS}{application.pk}/delete/", {"post": "yes"})
@@ -155,15 +141,15 @@ def test_deleting_an_application_in_admin_deletes_its_photos_files_after_commit(
         assert not Application.objects.filter(pk=application.pk).exists()
         assert not Photo.objects.exists()
         # Not before the transaction commits.
-        assert len(stored_files(media)) == 4
+        assert len(stored_files(media_root)) == 4
 
     for callback in callbacks:
         callback()
-    assert stored_files(media) == []
+    assert stored_files(media_root) == []
 
 
 def test_a_rolled_back_delete_keeps_the_files(
-    media, application, django_capture_on_commit_callbacks
+    media_root, application, django_capture_on_commit_callbacks
 ):
     photo = save_photo(application=application, photo=processed_photo(), source="upload")
 
@@ -174,23 +160,23 @@ def test_a_rolled_back_delete_keeps_the_files(
 
     assert callbacks == []
     assert Photo.objects.get() == photo
-    assert len(stored_files(media)) == 2
+    assert len(stored_files(media_root)) == 2
 
 
 def test_deleting_a_photo_whose_file_is_gone_deletes_the_other(
-    media, application, django_capture_on_commit_callbacks
+    media_root, application, django_capture_on_commit_callbacks
 ):
     photo = save_photo(application=application, photo=processed_photo(), source="upload")
-    (media / photo.display.name).unlink()
+    (media_root / photo.display.name).unlink()
 
     with django_capture_on_commit_callbacks(execute=True):
         photo.delete()
 
-    assert stored_files(media) == []
+    assert stored_files(media_root) == []
 
 
 def test_withdrawing_an_application_keeps_its_photos(
-    media, application, django_capture_on_commit_callbacks
+    media_root, application, django_capture_on_commit_callbacks
 ):
     photo = save_photo(application=application, photo=processed_photo(), source="upload")
 
@@ -200,7 +186,7 @@ def test_withdrawing_an_application_keeps_its_photos(
     application.refresh_from_db()
     assert application.status == Application.Status.WITHDRAWN
     assert list(application.photos.all()) == [photo]
-    assert stored_files(media) == sorted([photo.display.name, photo.thumbnail.name])
+    assert stored_files(media_root) == sorted([photo.display.name, photo.thumbnail.name])
 
 
 # clean_photo_files
@@ -212,9 +198,9 @@ def clean(*args: str) -> str:
     return out.getvalue()
 
 
-def orphan(media: Path, name: str, *, minutes_old: int) -> str:
+def orphan(media_root: Path, name: str, *, minutes_old: int) -> str:
     """Write a file no photo refers to, last modified minutes_old ago."""
-    path = media / name
+    path = media_root / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(jpeg((8, 8)))
     modified = time.time() - minutes_old * 60
@@ -223,18 +209,18 @@ def orphan(media: Path, name: str, *, minutes_old: int) -> str:
 
 
 @pytest.fixture
-def saved(media, application) -> Photo:
+def saved(media_root, application) -> Photo:
     """A photo whose files are two hours old, as an old orphan's would be."""
     photo = save_photo(application=application, photo=processed_photo(), source="upload")
     two_hours_ago = time.time() - 2 * 3600
     for name in (photo.display.name, photo.thumbnail.name):
-        os.utime(media / name, (two_hours_ago, two_hours_ago))
+        os.utime(media_root / name, (two_hours_ago, two_hours_ago))
     return photo
 
 
-def test_clean_photo_files_dry_run_lists_orphans_and_deletes_nothing(media, saved):
-    old = orphan(media, "photos/2026/01/crashed.jpg", minutes_old=120)
-    before = stored_files(media)
+def test_clean_photo_files_dry_run_lists_orphans_and_deletes_nothing(media_root, saved):
+    old = orphan(media_root, "photos/2026/01/crashed.jpg", minutes_old=120)
+    before = stored_files(media_root)
 
     output = clean()
 
@@ -243,14 +229,16 @@ def test_clean_photo_files_dry_run_lists_orphans_and_deletes_nothing(media, save
         "Found 1 orphaned photo file(s).",
         "Dry run: nothing was deleted. Run with --delete to remove them.",
     ]
-    assert stored_files(media) == before
+    assert stored_files(media_root) == before
 
 
-def test_clean_photo_files_delete_removes_only_orphans_older_than_the_minimum_age(media, saved):
-    old = orphan(media, "photos/2026/01/crashed.jpg", minutes_old=120)
-    older = orphan(media, "photos/2025/12/deep/crashed-thumb.jpg", minutes_old=24 * 60)
-    young = orphan(media, "photos/2026/01/being-saved.jpg", minutes_old=5)
-    outside = orphan(media, "other/not-a-photo.txt", minutes_old=24 * 60)
+def test_clean_photo_files_delete_removes_only_orphans_older_than_the_minimum_age(
+    media_root, saved
+):
+    old = orphan(media_root, "photos/2026/01/crashed.jpg", minutes_old=120)
+    older = orphan(media_root, "photos/2025/12/deep/crashed-thumb.jpg", minutes_old=24 * 60)
+    young = orphan(media_root, "photos/2026/01/being-saved.jpg", minutes_old=5)
+    outside = orphan(media_root, "other/not-a-photo.txt", minutes_old=24 * 60)
 
     output = clean("--delete")
 
@@ -259,15 +247,17 @@ def test_clean_photo_files_delete_removes_only_orphans_older_than_the_minimum_ag
         "Deleted 2 orphaned photo file(s).",
         "Left alone 1 unreferenced file(s) younger than 60 minutes.",
     ]
-    assert stored_files(media) == sorted([saved.display.name, saved.thumbnail.name, young, outside])
+    assert stored_files(media_root) == sorted(
+        [saved.display.name, saved.thumbnail.name, young, outside]
+    )
 
 
-def test_clean_photo_files_min_age_is_an_option(media, saved):
-    young = orphan(media, "photos/2026/01/being-saved.jpg", minutes_old=5)
+def test_clean_photo_files_min_age_is_an_option(media_root, saved):
+    young = orphan(media_root, "photos/2026/01/being-saved.jpg", minutes_old=5)
 
     assert clean("--delete", "--min-age-minutes", "1").splitlines()[0] == young
-    assert young not in stored_files(media)
+    assert young not in stored_files(media_root)
 
 
-def test_clean_photo_files_on_an_empty_storage(media):
+def test_clean_photo_files_on_an_empty_storage(media_root):
     assert clean() == "Found 0 orphaned photo file(s).\n"

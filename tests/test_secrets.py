@@ -85,3 +85,38 @@ def test_no_secret_in_any_log_line_or_page(
     for name, secret in secrets.items():
         assert not [line for line in log_lines if secret in line], f"{name} logged"
         assert not [page for page in pages if secret in page], f"{name} shown"
+
+
+def test_a_fans_name_and_phone_stay_out_of_every_log_line(
+    client, admin_client, make_fan, make_activity, log_lines, settings, wechat_api
+):
+    """Apply with a typo, apply, get approved and messaged, be exported: no log line has them."""
+    from activities.models import Application
+    from activities.notifications import deliver
+
+    from .conftest import API, sign_in
+
+    settings.WECHAT_TEMPLATE_APPLICATION_RESULT = "tmplApplicationResult"
+    wechat_api.post(API + "/cgi-bin/stable_token", json={"access_token": "T", "expires_in": 7200})
+    wechat_api.post(
+        API + "/cgi-bin/message/template/send", json={"errcode": 0, "errmsg": "ok", "msgid": 1}
+    )
+    activity = make_activity()
+    sign_in(client, make_fan())
+    form = {"name": "隐私测试名", "phone": "139 8765 4321", "note": "备注里的私事"}
+    client.post(f"/activities/{activity.pk}/apply/", form | {"phone": "139"})
+    client.post(f"/activities/{activity.pk}/apply/", form)
+    application = Application.objects.get()
+    admin_client.post(
+        "/admin/activities/application/",
+        {"action": "approve", "_selected_action": [application.pk]},
+    )
+    deliver(application.notifications.get().pk)
+    admin_client.post(
+        "/admin/activities/application/",
+        {"action": "export_csv", "_selected_action": [application.pk]},
+    )
+    assert any("exported" in line for line in log_lines)
+    assert any("sent (msgid" in line for line in log_lines)
+    for private in ("隐私测试名", "13987654321", "139 8765 4321", "备注里的私事"):
+        assert [line for line in log_lines if private in line] == []
