@@ -84,6 +84,9 @@ class ApplicationInline(admin.TabularInline):
 
 @admin.register(Activity)
 class ActivityAdmin(admin.ModelAdmin):
+    # The paginator counts the filtered rows; a second count of the whole
+    # table for "N total" costs as much again on a big table.
+    show_full_result_count = False
     list_display = [
         "title",
         "published",
@@ -263,6 +266,9 @@ class RejectForm(forms.Form):
 
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):
+    # The paginator counts the filtered rows; a second count of the whole
+    # table for "N total" costs as much again on a big table.
+    show_full_result_count = False
     form = ApplicationForm
     list_display = [
         "avatar",
