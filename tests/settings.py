@@ -31,6 +31,8 @@ WECHAT_API_BASE_URL = "https://api.weixin.qq.com"
 WECHAT_HTTP_TIMEOUT = 5.0
 WECHAT_TOKEN_ENDPOINT = "stable_token"
 FAN_COOKIE_MAX_AGE = 3600
+# The address `make run` serves, if a developer's shell exported it.
+XGC_RUN_ADDR = ""
 XGC_INVALID_SETTINGS = {}
 
 # The sandbox is installed and mounted so that its tests can reach it; the

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -23,6 +23,13 @@ from .stats import record_call
 SNS_CONTENT_TYPE = "text/plain"
 CGI_CONTENT_TYPE = "application/json; encoding=utf-8"
 FAULTS_KEY = "sandbox:faults"
+# WeChat answers a wrong HTTP method in-band (protocol notes section 3).
+WRONG_METHOD = {"GET": (43001, "require GET method"), "POST": (43002, "require POST method")}
+# What WeChat answers for a path it does not serve is UNCONFIRMED. 48001 is what
+# it gives for an API the account may not call, e.g. a mini program's
+# cgi-bin/message/wxopen/template/send with an official account's token
+# (binarywang/WxJava issue #1038); 40066 "invalid url" is the other candidate.
+UNKNOWN_API = (48001, "api unauthorized")
 
 
 @dataclass
@@ -62,10 +69,17 @@ def json_answer(data: dict[str, Any], content_type: str) -> HttpResponse:
     return HttpResponse(json.dumps(data, ensure_ascii=False).encode(), content_type=content_type)
 
 
-def wechat_api(content_type: str) -> Callable:
+def error_answer(errcode: int, errmsg: str) -> dict[str, Any]:
+    # errmsg carries a varying "rid" suffix, as WeChat's does.
+    return {"errcode": errcode, "errmsg": f"{errmsg} rid: {uuid.uuid4().hex[:24]}"}
+
+
+def wechat_api(content_type: str, *, method: Literal["GET", "POST"]) -> Callable:
     """Make a view answer like a WeChat API endpoint, faults included.
 
-    The view returns the JSON answer as a dict, or a whole HttpResponse.
+    The view returns the JSON answer as a dict, or a whole HttpResponse. Any
+    other HTTP method than ``method`` gets WeChat's 43001 or 43002, never
+    Django's 405.
     """
 
     def decorate(view: Callable[..., dict[str, Any] | HttpResponse]) -> Callable[..., HttpResponse]:
@@ -74,14 +88,13 @@ def wechat_api(content_type: str) -> Callable:
         def endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             record_call(view.__name__, request)
             try:
+                # Faults first: a slow or failing WeChat fails a wrong call too.
                 apply_faults()
+                if request.method != method:
+                    raise SandboxError(*WRONG_METHOD[method])
                 data = view(request, *args, **kwargs)
             except SandboxError as error:
-                # errmsg carries a varying "rid" suffix, as WeChat's does.
-                data = {
-                    "errcode": error.errcode,
-                    "errmsg": f"{error.errmsg} rid: {uuid.uuid4().hex[:24]}",
-                }
+                data = error_answer(error.errcode, error.errmsg)
             if isinstance(data, HttpResponse):
                 # A file, as cgi-bin/media/get answers when it has no error.
                 return data
@@ -92,6 +105,13 @@ def wechat_api(content_type: str) -> Callable:
         return endpoint
 
     return decorate
+
+
+@csrf_exempt
+def unknown_api(request: HttpRequest, prefix: str) -> HttpResponse:
+    """Answer a path under cgi-bin/ or sns/ that the sandbox does not serve."""
+    content_type = SNS_CONTENT_TYPE if prefix == "sns" else CGI_CONTENT_TYPE
+    return json_answer(error_answer(*UNKNOWN_API), content_type)
 
 
 def apply_faults() -> None:

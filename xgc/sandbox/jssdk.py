@@ -96,8 +96,7 @@ def upload_image(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"errMsg": "uploadImage:ok", "serverId": media.media_id})
 
 
-@require_GET
-@wechat_api(SNS_CONTENT_TYPE)
+@wechat_api(SNS_CONTENT_TYPE, method="GET")
 def media_get(request: HttpRequest) -> HttpResponse:
     """cgi-bin/media/get: the file for 3 days, else 40007 as HTTP 200 text/plain JSON."""
     valid_platform_token(request)

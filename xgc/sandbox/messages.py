@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from .api import CGI_CONTENT_TYPE, SandboxError, wechat_api
 from .models import SandboxFan, SandboxMessage
@@ -155,8 +155,7 @@ def text_field(body: dict[str, Any], name: str) -> str:
     return value
 
 
-@require_POST
-@wechat_api(CGI_CONTENT_TYPE)
+@wechat_api(CGI_CONTENT_TYPE, method="POST")
 def template_send(request: HttpRequest) -> dict[str, Any]:
     """cgi-bin/message/template/send: check, record, then push the delivery event."""
     valid_platform_token(request)

@@ -158,7 +158,9 @@ def grant_answer(grant: Grant) -> dict[str, Any]:
     return answer
 
 
-@wechat_api(SNS_CONTENT_TYPE)
+# Every /sns/* API is a GET (protocol notes section 2); that WeChat answers a
+# POST there with 43001, as it does for cgi-bin's GET APIs, is UNCONFIRMED.
+@wechat_api(SNS_CONTENT_TYPE, method="GET")
 def access_token(request: HttpRequest) -> dict[str, Any]:
     """Exchange a code, which works once and for five minutes."""
     check_app(request.GET)
@@ -167,7 +169,7 @@ def access_token(request: HttpRequest) -> dict[str, Any]:
     return grant_answer(redeem_code(require(request.GET, "code", 41008)))
 
 
-@wechat_api(SNS_CONTENT_TYPE)
+@wechat_api(SNS_CONTENT_TYPE, method="GET")
 def refresh_token(request: HttpRequest) -> dict[str, Any]:
     check_app(request.GET, with_secret=False)
     if request.GET.get("grant_type") != "refresh_token":
@@ -192,13 +194,13 @@ def valid_grant(request: HttpRequest) -> Grant:
     return grant
 
 
-@wechat_api(SNS_CONTENT_TYPE)
+@wechat_api(SNS_CONTENT_TYPE, method="GET")
 def auth(request: HttpRequest) -> dict[str, Any]:
     valid_grant(request)
     return {"errcode": 0, "errmsg": "ok"}
 
 
-@wechat_api(SNS_CONTENT_TYPE)
+@wechat_api(SNS_CONTENT_TYPE, method="GET")
 def userinfo(request: HttpRequest) -> dict[str, Any]:
     grant = valid_grant(request)
     if grant.scope != SCOPE_USERINFO:

@@ -12,7 +12,6 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
 
 from xgc.wechat import menu_problems
 
@@ -35,8 +34,7 @@ def new_token(kind: str) -> PlatformToken:
     return PlatformToken.objects.create(kind=kind, expires_at=now + TOKEN_LIFETIME)
 
 
-@require_GET
-@wechat_api(CGI_CONTENT_TYPE)
+@wechat_api(CGI_CONTENT_TYPE, method="GET")
 def token(request: HttpRequest) -> dict[str, Any]:
     """cgi-bin/token: every call makes a new token and retires the last."""
     if request.GET.get("grant_type") != "client_credential":
@@ -45,8 +43,7 @@ def token(request: HttpRequest) -> dict[str, Any]:
     return token_answer(new_token(PlatformToken.Kind.TOKEN))
 
 
-@require_POST
-@wechat_api(CGI_CONTENT_TYPE)
+@wechat_api(CGI_CONTENT_TYPE, method="POST")
 def stable_token(request: HttpRequest) -> dict[str, Any]:
     """cgi-bin/stable_token: the same token until near its end, unless forced."""
     try:
@@ -80,8 +77,7 @@ def valid_platform_token(request: HttpRequest) -> PlatformToken:
     return found
 
 
-@require_GET
-@wechat_api(CGI_CONTENT_TYPE)
+@wechat_api(CGI_CONTENT_TYPE, method="GET")
 def getticket(request: HttpRequest) -> dict[str, Any]:
     valid_platform_token(request)
     if request.GET.get("type") != "jsapi":
@@ -91,8 +87,7 @@ def getticket(request: HttpRequest) -> dict[str, Any]:
     return {"errcode": 0, "errmsg": "ok", "ticket": ticket.ticket, "expires_in": expires_in}
 
 
-@require_POST
-@wechat_api(CGI_CONTENT_TYPE)
+@wechat_api(CGI_CONTENT_TYPE, method="POST")
 def menu_create(request: HttpRequest) -> dict[str, Any]:
     valid_platform_token(request)
     if b"\\u" in request.body:
@@ -111,18 +106,27 @@ def menu_create(request: HttpRequest) -> dict[str, Any]:
     return {"errcode": 0, "errmsg": "ok"}
 
 
-@require_GET
-@wechat_api(CGI_CONTENT_TYPE)
+@wechat_api(CGI_CONTENT_TYPE, method="GET")
 def menu_get(request: HttpRequest) -> dict[str, Any]:
     valid_platform_token(request)
     menu = Menu.objects.first()
     if menu is None:
         raise SandboxError(46003, "menu no exist")
-    return {"menu": {"button": menu.button}}
+    return {"menu": {"button": [shown_button(button) for button in menu.button]}}
 
 
-@require_GET
-@wechat_api(CGI_CONTENT_TYPE)
+def shown_button(button: dict[str, Any]) -> dict[str, Any]:
+    """Return a stored button as menu/get shows it, with a sub_button list.
+
+    WeChat adds "sub_button": [] to every button without sub-buttons,
+    sub-buttons included (wechatpy tests/fixtures/menu_get.json; the old
+    doc's menu/get example).
+    """
+    subs = button.get("sub_button") or []
+    return {**button, "sub_button": [shown_button(sub) for sub in subs]}
+
+
+@wechat_api(CGI_CONTENT_TYPE, method="GET")
 def menu_delete(request: HttpRequest) -> dict[str, Any]:
     valid_platform_token(request)
     Menu.objects.all().delete()

@@ -1,8 +1,8 @@
 """Both WeChat hosts under /sandbox/: open.weixin.qq.com and api.weixin.qq.com."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from . import console, jssdk, messages, oauth, platform, stats
+from . import api, console, jssdk, messages, oauth, platform, stats
 
 urlpatterns = [
     path("", console.index, name="sandbox-index"),
@@ -31,4 +31,6 @@ urlpatterns = [
     path("cgi-bin/ticket/getticket", platform.getticket),
     path("cgi-bin/message/template/send", messages.template_send),
     path("cgi-bin/media/get", jssdk.media_get),
+    # Last: any other path on the API host gets WeChat's JSON, not Django's 404.
+    re_path(r"^(?P<prefix>cgi-bin|sns)(?:/.*)?$", api.unknown_api),
 ]
