@@ -13,7 +13,7 @@ export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_DONT_LOAD_ENV := 1
 export PIPENV_VERBOSITY := -1
 
-.PHONY: install browser run test lint fmt bench
+.PHONY: install test-packages run doctor test lint fmt bench
 
 .venv/.installed: Pipfile.lock
 	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -22,40 +22,73 @@ export PIPENV_VERBOSITY := -1
 
 install: .venv/.installed
 
-# Debian's Chromium for the browser tests (Playwright cannot download its own
-# here), with fonts so that screenshots show Chinese and emoji.
-BROWSER_PACKAGES := chromium fonts-wqy-microhei fonts-noto-color-emoji
-browser:
-	@if ! dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
-	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
-	    else echo "Not root: install $(BROWSER_PACKAGES) with apt-get, or the browser tests skip."; fi; \
-	fi
+# Debian packages the tests skip without: Chromium for the browser tests
+# (Playwright cannot download its own here), with fonts so that screenshots
+# show Chinese and emoji; nginx and openssl for the deployment tests, which
+# start nginx themselves on 127.0.0.1. policy-rc.d keeps Debian from starting
+# the nginx service on port 80 while installing it.
+TEST_PACKAGES := chromium fonts-wqy-microhei fonts-noto-color-emoji nginx openssl
+test-packages:
+	@missing=$$(for package in $(TEST_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	    echo "Not root: the tests that need them skip. Install them with: sudo apt-get install" $$missing; exit 0; \
+	fi; \
+	echo "Installing" $$missing; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    trap 'rm -f /usr/sbin/policy-rc.d' EXIT; trap 'exit 1' INT TERM; \
+	    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+	fi; \
+	apt-get update -qq && apt-get install -y -qq $$missing >/dev/null
 
 .env:
 	cp .env.example .env
 	@echo "Created .env from .env.example; edit it to use your official account."
 
+# XGC_RUN_ADDR tells settings.py the address served: with the sandbox and an
+# empty REDIRECT_URL, sign-in comes back there, and fans.W002 (printed by
+# migrate and runserver before serving) says when REDIRECT_URL names another.
+run: export XGC_RUN_ADDR = $(ADDR)
 run: install .env
 	$(PIPENV) run python manage.py migrate --no-input
-	@echo
-	@echo "  xgc:        http://$(ADDR)/   (phone-sized pages; the WeChat sandbox answers for WeChat)"
-	@echo "  menu link:  http://$(ADDR)/wechat/login/"
-	@echo "  sandbox:    http://$(ADDR)/sandbox/   (test fans, fault injection)"
-	@echo "  admin:      http://$(ADDR)/admin/   (first: python3 -m pipenv run python manage.py createsuperuser)"
-	@echo "  worker:     sends template messages; runs beside the server and stops with it"
-	@echo
-	$(PIPENV) run python manage.py worker --no-reload & worker=$$!; \
+	@set -- $$($(PIPENV) run python -c 'import xgc.settings as s; print(s.browser_address("$(ADDR)"), s.REDIRECT_URL or "(empty)")'); \
+	open=$$1; \
+	echo; \
+	echo "  xgc:        http://$$open/   (phone-sized pages; the WeChat sandbox answers for WeChat)"; \
+	if [ "$$open" != "$(ADDR)" ]; then \
+	    echo "              (runserver serves $(ADDR), which is no address for a browser: open $$open)"; \
+	fi; \
+	echo "  callback:   $$2   (REDIRECT_URL: where sign-in comes back)"; \
+	echo "  menu link:  http://$$open/wechat/login/"; \
+	echo "  sandbox:    http://$$open/sandbox/   (test fans, fault injection, the server Token)"; \
+	echo "  admin:      http://$$open/admin/   (first: python3 -m pipenv run python manage.py createsuperuser)"; \
+	echo "  worker:     sends template messages; runs beside the server and stops with it"; \
+	echo
+	$(PIPENV) run python manage.py worker --no-reload --skip-checks & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(PIPENV) run python manage.py runserver $(ADDR)
 
+# doctor as `make run` would see it (ADDR included); DOCTOR_ARGS=--online adds WeChat.
+doctor: export XGC_RUN_ADDR = $(ADDR)
+doctor: install
+	$(PIPENV) run python manage.py doctor $(DOCTOR_ARGS)
+
 # Lint, then the whole suite on SQLite, then the database tests again on
 # PostgreSQL (they skip, with the reason, when it is not answering).
-test: install browser
+# Each pass writes a JUnit report; tests/skipped.py then ends the output with
+# what was skipped and why, or "nothing skipped", keeping pytest's exit code.
+JUNIT := test-artifacts/junit
+SKIPPED := $(PIPENV) run python tests/skipped.py $(JUNIT)/SQLite.xml $(JUNIT)/PostgreSQL.xml
+test: install test-packages
 	$(PIPENV) run ruff check .
 	$(PIPENV) run ruff format --check .
 	$(PIPENV) run python manage.py makemigrations --check --dry-run --settings=tests.settings
-	env -u XGC_TEST_DATABASE_URL $(PIPENV) run pytest -m "not postgres"
-	XGC_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PIPENV) run pytest -m "django_db or postgres"
+	rm -f $(JUNIT)/SQLite.xml $(JUNIT)/PostgreSQL.xml
+	env -u XGC_TEST_DATABASE_URL $(PIPENV) run pytest -m "not postgres" --junitxml=$(JUNIT)/SQLite.xml \
+	    || { status=$$?; $(SKIPPED); exit $$status; }
+	XGC_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PIPENV) run pytest -m "django_db or postgres" --junitxml=$(JUNIT)/PostgreSQL.xml \
+	    || { status=$$?; $(SKIPPED); exit $$status; }
+	@$(SKIPPED)
 
 # The sign-in benchmark of README's "Production" section, on PostgreSQL (it
 # creates the database xgc_bench next to TEST_POSTGRES_URL's) and Redis.

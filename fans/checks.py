@@ -21,6 +21,7 @@ APP_ID_PATTERN = re.compile(r"wx[0-9a-f]{16}")
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9]{3,32}")
 EXAMPLE_APP_ID = "wx0123456789abcdef"
 EXAMPLE_APP_SECRET = "0123456789abcdef0123456789abcdef"  # noqa: S105 (published sample)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _is_http_url(value: str) -> bool:
@@ -52,6 +53,7 @@ def check_wechat_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
             )
         )
     errors += _check_redirect_url()
+    errors += _check_run_address()
     for key in ("WECHAT_OPEN_BASE_URL", "WECHAT_API_BASE_URL"):
         if not _is_http_url(getattr(settings, key)):
             errors.append(
@@ -122,6 +124,36 @@ def _check_redirect_url() -> list[checks.CheckMessage]:
     return []
 
 
+def _check_run_address() -> list[checks.CheckMessage]:
+    """Warn when the sandbox would send fans back where `make run` does not serve.
+
+    Outside the sandbox REDIRECT_URL is a tunnel's or a proxy's public host,
+    which is rightly not the local address.
+    """
+    served = getattr(settings, "XGC_RUN_ADDR", "")
+    callback = urlsplit(settings.REDIRECT_URL)
+    if not (served and settings.WECHAT_SANDBOX and _is_http_url(settings.REDIRECT_URL)):
+        return []
+    host, _, port = served.rpartition(":")
+    # runserver's bare port means 127.0.0.1; a wildcard answers on any host.
+    host = host.strip("[]").lower() or "127.0.0.1"
+    try:
+        callback_port = callback.port or DEFAULT_PORTS[callback.scheme]
+    except ValueError:
+        callback_port = None
+    if str(callback_port) == port and host in (callback.hostname, "0", "0.0.0.0", "::"):  # noqa: S104
+        return []
+    return [
+        checks.Warning(
+            f"REDIRECT_URL is {settings.REDIRECT_URL} but make run serves {served}: the sandbox "
+            f"would send signing-in fans to {callback.netloc}, not to this server.",
+            hint="Leave REDIRECT_URL empty in .env to follow ADDR, or make its host and port "
+            "those of ADDR. Ignore this only when a tunnel or proxy forwards it here.",
+            id="fans.W002",
+        )
+    ]
+
+
 @checks.register(checks.Tags.security, deploy=True)
 def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Report development values that must not reach production."""
@@ -140,6 +172,14 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
                 "REDIRECT_URL is not HTTPS: WeChat's docs ask for HTTPS, and fans' cookies would travel in clear.",
                 hint=ENV_HINT.format(key="REDIRECT_URL"),
                 id="fans.W102",
+            )
+        )
+    if settings.TOKEN == settings.DEVELOPMENT_TOKEN:
+        warnings.append(
+            checks.Warning(
+                "TOKEN is the sandbox's published development token: anyone could sign pushes to /wechat/.",
+                hint=ENV_HINT.format(key="TOKEN") + " Use the token set in WeChat's 服务器配置.",
+                id="fans.W104",
             )
         )
     if settings.APP_ID == EXAMPLE_APP_ID or settings.APP_SECRET == EXAMPLE_APP_SECRET:

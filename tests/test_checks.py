@@ -49,7 +49,8 @@ def test_deploy_checks_flag_development_values(settings):
     settings.SECRET_KEY = settings.DEVELOPMENT_SECRET_KEY
     settings.REDIRECT_URL = "http://xgc.example.com/wechat/authorize/"
     settings.APP_ID = "wx0123456789abcdef"
-    assert ids(check_deployment()) == ["fans.W101", "fans.W102", "fans.W103"]
+    settings.TOKEN = settings.DEVELOPMENT_TOKEN
+    assert ids(check_deployment()) == ["fans.W101", "fans.W102", "fans.W103", "fans.W104"]
 
 
 def test_deploy_checks_pass_a_production_configuration():
@@ -119,11 +120,11 @@ def test_redis_url_selects_django_redis_that_ignores_outages(env_file):
 
 
 def test_check_deploy_flags_a_development_env_file(tmp_path):
-    """DEBUG on, the built-in SECRET_KEY and an http REDIRECT_URL are all reported."""
+    """DEBUG on, the built-in SECRET_KEY and TOKEN and an http REDIRECT_URL are all reported."""
     env = tmp_path / ".env"
     env.write_text((PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
     result = run_manage("check", "--deploy", env_file=str(env))
-    for check_id in ("security.W018", "fans.W101", "fans.W102", "fans.W103"):
+    for check_id in ("security.W018", "fans.W101", "fans.W102", "fans.W103", "fans.W104"):
         assert check_id in result.stderr
 
 
@@ -153,3 +154,105 @@ def test_sqlite_waits_for_the_write_lock_instead_of_failing(env_file):
         env_file=env_file,
     )
     assert result.stdout.split() == ["IMMEDIATE", "20"]
+
+
+# A fresh .env with the sandbox: REDIRECT_URL follows the address `make run` serves.
+
+SHOW_CALLBACK = (
+    "from django.conf import settings as s; "
+    "print(s.REDIRECT_URL, s.WECHAT_SANDBOX_OAUTH_DOMAIN, s.WECHAT_OPEN_BASE_URL, s.ALLOWED_HOSTS)"
+)
+
+
+@pytest.fixture
+def fresh_env(tmp_path):
+    """A .env copied from .env.example, as `make run` creates it."""
+    path = tmp_path / ".env"
+    path.write_text((PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("run_addr", "served"),
+    [
+        ("127.0.0.1:8765", "127.0.0.1:8765"),
+        # Every interface: a browser is sent to loopback instead.
+        ("0.0.0.0:8000", "127.0.0.1:8000"),  # noqa: S104
+        ("[::]:8000", "[::1]:8000"),
+        # runserver's bare port.
+        ("8765", "127.0.0.1:8765"),
+        (None, "127.0.0.1:8000"),
+    ],
+)
+def test_a_fresh_env_file_sends_sign_in_back_to_the_address_served(fresh_env, run_addr, served):
+    env = {"XGC_RUN_ADDR": run_addr} if run_addr else {}
+    result = run_manage("shell", "--no-imports", "-c", SHOW_CALLBACK, env_file=fresh_env, **env)
+    callback, domain, open_base, allowed = result.stdout.split(" ", 3)
+    assert callback == f"http://{served}/wechat/authorize/"
+    assert domain == served
+    assert open_base == f"http://{served}/sandbox"
+    assert served.rpartition(":")[0] in allowed
+    check = run_manage("check", env_file=fresh_env, **env)
+    assert check.returncode == 0, check.stderr
+    assert "fans.W002" not in check.stderr
+
+
+def test_a_derived_host_is_added_to_allowed_hosts(fresh_env):
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        SHOW_CALLBACK,
+        env_file=fresh_env,
+        XGC_RUN_ADDR="192.168.1.5:8000",
+    )
+    assert result.stdout.split(" ", 3)[0] == "http://192.168.1.5:8000/wechat/authorize/"
+    assert "'192.168.1.5'" in result.stdout
+
+
+def test_a_hand_edited_redirect_url_elsewhere_is_one_line_naming_both(fresh_env):
+    result = run_manage(
+        "check",
+        env_file=fresh_env,
+        XGC_RUN_ADDR="127.0.0.1:8765",
+        REDIRECT_URL="http://127.0.0.1:8000/wechat/authorize/",
+    )
+    assert result.returncode == 0
+    [line] = [line for line in result.stderr.splitlines() if "fans.W002" in line]
+    assert (
+        "REDIRECT_URL is http://127.0.0.1:8000/wechat/authorize/ but make run serves 127.0.0.1:8765"
+        in line
+    )
+
+
+def test_outside_the_sandbox_redirect_url_stays_required(fresh_env):
+    result = run_manage(
+        "check", env_file=fresh_env, WECHAT_SANDBOX="0", XGC_RUN_ADDR="127.0.0.1:8765"
+    )
+    assert result.returncode == 1
+    assert "fans.E003" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "run_addr", "redirect_url", "warned"),
+    [
+        (True, "127.0.0.1:8765", "http://127.0.0.1:8000/wechat/authorize/", True),
+        (True, "127.0.0.1:8000", "http://localhost:8000/wechat/authorize/", True),
+        (True, "127.0.0.1:80", "http://127.0.0.1/wechat/authorize/", False),
+        (True, "[::1]:8000", "http://[::1]:8000/wechat/authorize/", False),
+        (True, "8000", "http://127.0.0.1:8000/wechat/authorize/", False),
+        # Every interface answers, a phone on the LAN included: only the port counts.
+        (True, "0.0.0.0:8000", "http://192.168.1.5:8000/wechat/authorize/", False),  # noqa: S104
+        (True, "0.0.0.0:8000", "http://192.168.1.5:8765/wechat/authorize/", True),  # noqa: S104
+        # A real account through a tunnel: the public host is rightly elsewhere.
+        (False, "127.0.0.1:8000", "https://abc.ngrok.example/wechat/authorize/", False),
+        (True, "", "http://127.0.0.1:8000/wechat/authorize/", False),
+    ],
+)
+def test_the_run_address_check_compares_host_and_port(
+    settings, sandbox, run_addr, redirect_url, warned
+):
+    settings.WECHAT_SANDBOX = sandbox
+    settings.XGC_RUN_ADDR = run_addr
+    settings.REDIRECT_URL = redirect_url
+    assert ids(check_wechat_settings()) == (["fans.W002"] if warned else [])

@@ -10,7 +10,7 @@ from django.db import OperationalError, connection
 
 from xgc.settings import redis_cache
 
-from .conftest import API
+from .conftest import API, PROJECT, run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +32,47 @@ def test_a_good_configuration_passes_with_warnings_for_one_process():
     assert f"ok    database: {connection.vendor} reachable" in output
     assert "warn  cache: REDIS_URL empty" in output
     assert "warn  WECHAT_SANDBOX: on" in output
+
+
+def test_the_sandbox_line_names_where_sign_in_comes_back():
+    output, _ = doctor()
+    assert (
+        "warn  WECHAT_SANDBOX: on: the built-in sandbox stands in for WeChat and sends fans back "
+        "to https://xgc.example.com/wechat/authorize/ (REDIRECT_URL)"
+    ) in output
+
+
+def test_redirect_url_elsewhere_than_the_run_address_is_one_warning_line(settings):
+    settings.XGC_RUN_ADDR = "127.0.0.1:8765"
+    output, passed = doctor()
+    assert passed
+    [line] = [line for line in output.splitlines() if "fans.W002" in line]
+    assert line.startswith(
+        "warn  fans.W002: REDIRECT_URL is https://xgc.example.com/wechat/authorize/ "
+        "but make run serves 127.0.0.1:8765"
+    )
+
+
+def test_a_hand_edited_env_file_gets_the_warning_from_doctor(tmp_path):
+    """A .env from .env.example whose REDIRECT_URL still names port 8000, served on 8765."""
+    env = tmp_path / ".env"
+    example = (PROJECT / ".env.example").read_text(encoding="utf-8")
+    env.write_text(
+        example.replace(
+            "\nREDIRECT_URL=\n", "\nREDIRECT_URL=http://127.0.0.1:8000/wechat/authorize/\n"
+        ),
+        encoding="utf-8",
+    )
+    result = run_manage(
+        "doctor",
+        env_file=str(env),
+        XGC_RUN_ADDR="127.0.0.1:8765",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    assert (
+        "warn  fans.W002: REDIRECT_URL is http://127.0.0.1:8000/wechat/authorize/ "
+        "but make run serves 127.0.0.1:8765"
+    ) in result.stdout
 
 
 @pytest.mark.parametrize(

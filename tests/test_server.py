@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -12,7 +13,7 @@ from django.urls import NoReverseMatch, reverse
 from fans import server
 from fans.models import FansProfile
 
-from .conftest import userinfo_answer
+from .conftest import PROJECT, run_manage, userinfo_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -374,3 +375,54 @@ def test_a_replayed_push_is_acknowledged_but_not_acted_on(client, clock, caplog)
     assert replayed.status_code == 200 and replayed.content == b"success"
     assert FansProfile.objects.get(openid=OPENID).subscribed is False
     assert "replayed: acknowledged, not processed" in caplog.text
+
+
+# With the sandbox, a development token works out of the box (settings.py
+# derives it, so these run manage.py in a fresh process with a fresh .env)
+
+ASK_SERVER = (
+    "from django.test import Client; "
+    "r = Client(HTTP_HOST='127.0.0.1:8000').get('/wechat/', {query!r}); "
+    "print(r.status_code, r.content.decode())"
+)
+
+
+@pytest.fixture
+def fresh_env(tmp_path):
+    """A .env copied from .env.example: the sandbox on, TOKEN empty."""
+    path = tmp_path / ".env"
+    path.write_text((PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("env", "token", "answer"),
+    [
+        ({}, "sandboxdevtoken", "200 4375120948345356249"),
+        # Outside the sandbox an empty TOKEN still refuses every request.
+        ({"WECHAT_SANDBOX": "0"}, "sandboxdevtoken", "403"),
+        ({"WECHAT_SANDBOX": "0"}, "", "403"),
+        # With DEBUG off the sandbox is not mounted (sandbox.E001), nor its token used.
+        ({"DEBUG": "0", "SECRET_KEY": "k" * 50}, "sandboxdevtoken", "403"),
+        # A TOKEN of one's own replaces the development token.
+        ({"TOKEN": "myOwnToken42"}, "sandboxdevtoken", "403"),
+        ({"TOKEN": "myOwnToken42"}, "myOwnToken42", "200 4375120948345356249"),
+    ],
+)
+def test_a_fresh_env_file_answers_the_server_check_only_with_the_sandbox(
+    fresh_env, env, token, answer
+):
+    query = signed(timestamp=int(time.time()), token=token) | {"echostr": "4375120948345356249"}
+    result = run_manage(
+        "shell", "--no-imports", "-c", ASK_SERVER.format(query=query), env_file=fresh_env, **env
+    )
+    # The last line: the log lines before it say why a request was refused.
+    assert result.stdout.splitlines()[-1].split() == answer.split(), result.stderr
+
+
+def test_the_sandbox_index_shows_the_server_url_and_token(client, settings):
+    settings.TOKEN = settings.DEVELOPMENT_TOKEN
+    page = client.get("/sandbox/").content.decode()
+    assert "服务器配置 Token" in page
+    assert "sandboxdevtoken" in page
+    assert "https://xgc.example.com/wechat<" in page

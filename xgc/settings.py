@@ -334,15 +334,42 @@ LOGGING = {
 # WECHAT (https://developers.weixin.qq.com/doc/service/guide/h5/auth.html)
 APP_ID = _env("APP_ID")
 APP_SECRET = _env("APP_SECRET")
-# Server-configuration token (服务器配置 → Token), for the /wechat/ endpoint.
-TOKEN = _env("TOKEN")
-# The absolute callback URL; its host must be the account's 网页授权域名.
-REDIRECT_URL = _env("REDIRECT_URL")
 # The built-in WeChat stand-in (xgc/sandbox), for developing without an
 # account. It serves both WeChat hosts under /sandbox/ on REDIRECT_URL's host.
 WECHAT_SANDBOX = _env_bool("WECHAT_SANDBOX", False)
 # Lets a benchmark run the sandbox with DEBUG off; never set it for real fans.
 WECHAT_SANDBOX_FORCE = _env_bool("WECHAT_SANDBOX_FORCE", False)
+# Whether xgc/urls.py mounts the sandbox (sandbox.E001 explains when not).
+_sandbox_runs = WECHAT_SANDBOX and (DEBUG or WECHAT_SANDBOX_FORCE)
+# Server-configuration token (服务器配置 → Token), for the /wechat/ endpoint.
+# Empty, /wechat/ refuses every request. While the sandbox runs, an empty one
+# means a fixed development token, so that the sandbox's signed pushes, and a
+# server check signed by hand, pass out of the box (fans.W104 flags it).
+DEVELOPMENT_TOKEN = "sandboxdevtoken"  # noqa: S105 (published, sandbox only)
+TOKEN = _env("TOKEN", DEVELOPMENT_TOKEN if _sandbox_runs else "")
+# The address `make run` serves (runserver's [host:]port); empty otherwise.
+XGC_RUN_ADDR = _env("XGC_RUN_ADDR")
+# runserver takes a bare port for 127.0.0.1, and a wildcard listens on every
+# interface but is no address to send a browser to: loopback stands for it.
+_LOOPBACK = {"": "127.0.0.1", "0": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # noqa: S104
+
+
+def browser_address(addrport: str) -> str:
+    """Return the host:port a browser opens to reach runserver's [host:]port."""
+    host, _, port = addrport.rpartition(":")
+    return f"{_LOOPBACK.get(host, host)}:{port}"
+
+
+# The absolute callback URL; its host must be the account's 网页授权域名.
+# While the sandbox runs it may stay empty: it then follows the address
+# `make run` serves, so that sign-in comes back to this very server.
+REDIRECT_URL = _env("REDIRECT_URL")
+if not REDIRECT_URL and _sandbox_runs:
+    _served = browser_address(XGC_RUN_ADDR or "127.0.0.1:8000")
+    REDIRECT_URL = f"http://{_served}/wechat/authorize/"
+    _served_host = _served.rpartition(":")[0]
+    if not {_served_host, "*"} & set(ALLOWED_HOSTS):
+        ALLOWED_HOSTS.append(_served_host)
 _callback = urlsplit(REDIRECT_URL or "http://127.0.0.1:8000/")
 # The 网页授权域名 the sandbox accepts in redirect_uri, like WeChat's console.
 WECHAT_SANDBOX_OAUTH_DOMAIN = _env("WECHAT_SANDBOX_OAUTH_DOMAIN", _callback.netloc)
@@ -356,6 +383,11 @@ WECHAT_API_BASE_URL = _env(
 if WECHAT_SANDBOX:
     INSTALLED_APPS.append("xgc.sandbox")
 WECHAT_HTTP_TIMEOUT = _env_number("WECHAT_HTTP_TIMEOUT", 5.0, float)
+# Outside WeChat (no MicroMessenger in the user agent, sandbox off), the menu
+# link shows xgc's own page with a QR code of itself to scan with WeChat,
+# instead of WeChat's authorize page, which only says to use WeChat. 0: the
+# old behaviour.
+WECHAT_BROWSER_PAGE = _env_bool("WECHAT_BROWSER_PAGE", True)
 # How the platform token is fetched: "stable_token" (shares one token with
 # anything else using the account) or "token" (cgi-bin/token, which retires
 # the previous token whenever it is called).

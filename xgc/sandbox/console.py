@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -11,6 +12,7 @@ from .api import Faults
 from .messages import TEMPLATE_CATALOGUE
 from .models import Menu, SandboxFan, SandboxMedia, SandboxMessage
 from .oauth import phone_holder
+from .push import server_url
 
 FAULT_FIELDS = {
     "latency_ms": (int, 0, 60_000),
@@ -29,6 +31,9 @@ def index(request: HttpRequest) -> HttpResponse:
         "templates": TEMPLATE_CATALOGUE.values(),
         "message_count": SandboxMessage.objects.count(),
         "media_count": SandboxMedia.objects.count(),
+        # What WeChat's 服务器配置 would hold: the sandbox signs its pushes with it.
+        "server_url": server_url(),
+        "token": settings.TOKEN,
     }
     return render(request, "sandbox/index.html", context)
 

@@ -83,7 +83,12 @@ def settings_findings() -> Iterator[Finding]:
     if parts.hostname and not validate_host(parts.hostname, settings.ALLOWED_HOSTS):
         yield Finding(FAIL, "ALLOWED_HOSTS", f"add {parts.hostname} (REDIRECT_URL's host) in .env")
     if settings.WECHAT_SANDBOX:
-        yield Finding(WARN, "WECHAT_SANDBOX", "on: the built-in sandbox stands in for WeChat")
+        yield Finding(
+            WARN,
+            "WECHAT_SANDBOX",
+            "on: the built-in sandbox stands in for WeChat and sends fans back to "
+            f"{settings.REDIRECT_URL} (REDIRECT_URL): serve xgc there",
+        )
     if not settings.TOKEN:
         yield Finding(WARN, "TOKEN", "empty: WeChat's server configuration check cannot pass")
     if not settings.WECHAT_TEMPLATE_APPLICATION_RESULT:
