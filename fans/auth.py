@@ -6,6 +6,7 @@ names, and the cookie is signed with SECRET_KEY so that it cannot be forged.
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -19,6 +20,9 @@ from .models import FansProfile
 
 FAN_COOKIE = "fanid"
 FAN_COOKIE_SALT = "fans.fanid"
+# WeChat's browser on phones and desktops (and WeCom's) says MicroMessenger;
+# WeChat DevTools says wechatdevtools (protocol notes, section 9).
+WECHAT_USER_AGENT = re.compile(r"micromessenger|wechatdevtools", re.IGNORECASE)
 
 
 def sign_in(request: HttpRequest, response: HttpResponse, fan: FansProfile) -> None:
@@ -53,6 +57,11 @@ class FanMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.fan = SimpleLazyObject(lambda: fan_from_cookie(request))
         return self.get_response(request)
+
+
+def is_wechat_browser(request: HttpRequest) -> bool:
+    """Tell whether the request comes from WeChat's browser or its DevTools."""
+    return bool(WECHAT_USER_AGENT.search(request.headers.get("User-Agent", "")))
 
 
 def login_url(next_url: str, scope: str | None = None) -> str:

@@ -4,6 +4,7 @@ from . import jssdk, server, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     # People type the server URL into WeChat's console with or without the
     # slash, and WeChat does not follow the redirect APPEND_SLASH would send.
     re_path(r"^wechat/?$", server.wechat_server, name="wechat-server"),

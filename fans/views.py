@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
+
+import segno
 
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+)
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, get_random_string
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString, mark_safe
 from django.views import View
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.http import require_GET, require_safe
+from django.views.decorators.vary import vary_on_headers
 
 from xgc import wechat
 
-from .auth import fan_required, login_url, sign_in
+from .auth import fan_required, is_wechat_browser, login_url, sign_in
 from .jssdk import jssdk_script_url
+from .models import FansProfile
 from .services import fan_for_token
 
 logger = logging.getLogger(__name__)
@@ -38,6 +50,9 @@ FLOW_MAX_AGE = 600
 RESTARTED_PARAM = "restarted"
 # WeChat serves its JS-SDK only from its own CDN (protocol notes section 8).
 JSSDK_SCRIPT = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
+# A new fan's created_at and last_login_at are two clock readings of one
+# INSERT; any later sign-in is at least a trip through WeChat away.
+FIRST_VISIT_MARGIN = timedelta(seconds=1)
 
 
 def safe_next(value: str | None) -> str:
@@ -93,7 +108,52 @@ def message(
     return render(request, "fans/message.html", context, status=status)
 
 
+def public_url(request: HttpRequest, path: str) -> str:
+    """Return path as an absolute URL on REDIRECT_URL's scheme and host.
+
+    Behind a proxy or a tunnel that is the address fans know, whichever host
+    the request itself came in on.
+    """
+    callback = urlsplit(settings.REDIRECT_URL)
+    if not callback.netloc:
+        return request.build_absolute_uri(path)
+    return f"{callback.scheme}://{callback.netloc}{path}"
+
+
+def qr_svg(link: str) -> SafeString:
+    """Return link's QR code as inline SVG markup, sized by CSS.
+
+    Raise segno.DataOverflowError when link is too long for a QR code.
+    """
+    # Level M leaves room for a glaring or smudged screen.
+    code = segno.make(link, error="m", micro=False)
+    # segno writes only its own markup (paths, no styles): the CSP allows it,
+    # and no part of link appears in it as text.
+    return mark_safe(  # noqa: S308
+        code.svg_inline(
+            omitsize=True,
+            light="#fff",
+            svgclass="open-in-wechat__code",
+            lineclass=None,
+            title="本页链接的二维码",
+        )
+    )
+
+
+def open_in_wechat(request: HttpRequest) -> HttpResponse:
+    """Show a browser outside WeChat this very link as a QR code and as text."""
+    link = public_url(request, request.get_full_path())
+    try:
+        qr = qr_svg(link)
+    except segno.DataOverflowError:
+        # Only a broken or hostile link is this long: offer the plain one.
+        link = public_url(request, reverse("wechat-login"))
+        qr = qr_svg(link)
+    return render(request, "fans/open_in_wechat.html", {"link": link, "qr": qr})
+
+
 @never_cache
+@vary_on_headers("User-Agent")
 @require_GET
 def login(request: HttpRequest) -> HttpResponse:
     """Start web authorization; this is the link for the account's menu."""
@@ -105,6 +165,13 @@ def login(request: HttpRequest) -> HttpResponse:
             text="这个登录链接的参数不正确，请从公众号菜单重新进入。",
             status=400,
         )
+    if (
+        settings.WECHAT_BROWSER_PAGE
+        and not settings.WECHAT_SANDBOX
+        and not is_wechat_browser(request)
+    ):
+        # WeChat's authorize page would only say to use WeChat: show how.
+        return open_in_wechat(request)
     return start_authorization(request, safe_next(request.GET.get("next")), scope)
 
 
@@ -235,9 +302,32 @@ class WebAuthorizationView(View):
 web_authorization = WebAuthorizationView.as_view()
 
 
+def is_first_visit(fan: FansProfile) -> bool:
+    """Tell whether the fan's latest sign-in was their first one."""
+    return (
+        fan.last_login_at is not None
+        and abs(fan.last_login_at - fan.created_at) < FIRST_VISIT_MARGIN
+    )
+
+
 @require_GET
 @fan_required
 def home(request: HttpRequest) -> HttpResponse:
     """Greet the signed-in fan."""
-    context = {"fan": request.fan, "jssdk_script": jssdk_script_url()}
+    context = {
+        "fan": request.fan,
+        "first_visit": is_first_visit(request.fan),
+        "jssdk_script": jssdk_script_url(),
+    }
     return render(request, "fans/home.html", context)
+
+
+# What browsers ask for on pages without an icon link: the admin's.
+ICON = "xgc/icon.svg"
+
+
+@require_safe
+@cache_control(max_age=24 * 60 * 60, public=True)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Send a browser asking for /favicon.ico to xgc's icon."""
+    return HttpResponsePermanentRedirect(static(ICON))

@@ -7,6 +7,7 @@ test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -597,3 +598,99 @@ def test_in_wechat_a_refused_signature_leaves_the_file_input(browser, phone, xgc
     playwright_api.expect(phone.page.locator("input[name=photos]")).to_be_visible()
     playwright_api.expect(phone.page.get_by_role("button", name="选择照片")).to_be_hidden()
     phone.shot("apply-after-config-failed")
+
+
+# First impressions: the icon, a clean address after signing in, and the page
+# a browser outside WeChat gets.
+
+# Browsers fetch the icon on their own, out of the page's sight (no request
+
+
+def page_icon(browser, base: str, path: str) -> dict:
+    """Open path in a fresh browser; fetch the icon as the browser would find it.
+
+    Chromium's own favicon fetch is invisible to Playwright, so the page asks
+    for what its <link rel="icon"> names, or /favicon.ico where it has none.
+    """
+    visitor = DesktopBrowser(browser, base, "icon")
+    try:
+        visitor.page.goto(path)
+        icon = visitor.page.evaluate(
+            """async () => {
+              const link = document.querySelector("link[rel=icon]");
+              const answer = await fetch(link ? link.href : "/favicon.ico");
+              return {linked: Boolean(link), status: answer.status,
+                      type: answer.headers.get("Content-Type")};
+            }"""
+        )
+    finally:
+        visitor.context.close()
+    assert visitor.csp_violations == []
+    return icon
+
+
+@pytest.mark.parametrize(
+    ("path", "linked"), [("/wechat/login/?scope=bad", True), ("/admin/login/", False)]
+)
+def test_pages_and_the_admin_have_an_icon(browser, xgc_server, path, linked):
+    """xgc's pages link the icon; the admin's leave the browser to ask for /favicon.ico."""
+    assert page_icon(browser, xgc_server, path) == {
+        "linked": linked,
+        "status": 200,
+        "type": "image/svg+xml",
+    }
+
+
+def test_after_signing_in_the_address_has_no_wechat_fragment(phone):
+    """WeChat's #wechat_redirect rides along the redirects; the page drops it."""
+    phone.page.goto("/")
+    phone.hold_as("新用户（第一次使用本公众号）")
+    phone.consent_and_register()
+    phone.page.get_by_role("button", name="允许").click()
+    phone.shows("第一次见面")
+    phone.context.clear_cookies(name="fanid")
+    phone.page.goto("/activities/?from=menu")
+    phone.shows("活动")
+    playwright_api.expect(phone.page).to_have_url(re.compile(r"/activities/\?from=menu$"))
+    assert urlsplit(phone.page.url).fragment == ""
+
+
+@pytest.fixture(scope="module")
+def xgc_without_sandbox():
+    """Serve xgc as for real WeChat: the sandbox off, DEBUG on, on 127.0.0.1."""
+    with sandbox_server(WECHAT_SANDBOX="0") as base:
+        yield base
+
+
+class PhoneBrowser(Phone):
+    """A phone's own browser (Safari on an iPhone): a phone, but not WeChat."""
+
+    CONTEXT = Phone.CONTEXT | {
+        "user_agent": (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+        )
+    }
+
+
+@pytest.mark.parametrize("kind", [DesktopBrowser, PhoneBrowser])
+def test_outside_wechat_the_menu_link_shows_its_own_qr_code(browser, xgc_without_sandbox, kind):
+    """The QR code on the screen reads back as the very link that was opened."""
+    from PIL import Image
+    from zxingcpp import read_barcodes
+
+    visitor = kind(browser, xgc_without_sandbox, f"open-in-wechat-{kind.__name__}")
+    link = f"{xgc_without_sandbox}/wechat/login/?next=/activities/"
+    try:
+        visitor.page.goto(link)
+        visitor.shows("请在微信中打开")
+        assert visitor.page.url == link  # no redirect to WeChat
+        assert visitor.context.cookies() == []
+        assert visitor.page.locator(".open-in-wechat__link").inner_text() == link
+        visitor.shot("open-in-wechat")
+        shot = visitor.page.locator("svg.open-in-wechat__code").screenshot()
+        (barcode,) = read_barcodes(Image.open(io.BytesIO(shot)))
+        assert barcode.text == link
+    finally:
+        visitor.context.close()
+    assert visitor.csp_violations == []

@@ -231,7 +231,12 @@ def site_on_loopback(replacements: dict[str, str]) -> str:
 def test_site_example_ends_tls_and_xgc_sees_https(site):
     """X-Forwarded-Proto reaches xgc, which sends HSTS on secure requests only."""
     response = requests.get(
-        f"{site['https']}/wechat/login/", verify=site["cert"], allow_redirects=False, timeout=10
+        f"{site['https']}/wechat/login/",
+        # In WeChat: other browsers get xgc's page with a QR code instead.
+        headers={"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.50"},
+        verify=site["cert"],
+        allow_redirects=False,
+        timeout=10,
     )
     assert response.status_code == 302
     assert response.headers["Location"].startswith("https://open.weixin.qq.com/")

@@ -1,14 +1,18 @@
 """The login flow as a fan's browser and WeChat see it."""
 
 import logging
+from datetime import timedelta
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 import pytest
 import requests
 
+from django.contrib.staticfiles import finders
 from django.core import signing
 from django.core.cache import cache
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from fans.auth import FAN_COOKIE, fan_from_cookie
 from fans.models import FansProfile
@@ -381,3 +385,56 @@ def test_urls_ignore_a_redirect_url_in_the_wsgi_environment(client):
     """runserver copies os.environ, where .env's REDIRECT_URL lives, into requests."""
     response = client.get("/", REDIRECT_URL="https://xgc.example.com/wechat/authorize/")
     assert response["Location"] == "/wechat/login/?next=%2F"
+
+
+# The greeting: first visit or a later one
+
+
+def test_the_first_visit_is_greeted_as_a_first_meeting(client, wechat_api):
+    """A fan who has just consented for the first time is not welcomed back."""
+    sign_up(client, wechat_api, "oFAN1")
+    body = client.get("/").content.decode()
+    assert "第一次见面" in body
+    assert "欢迎回来" not in body
+
+
+def test_a_later_sign_in_welcomes_the_fan_back(client, wechat_api):
+    """A silent sign-in on another day is a return: 欢迎回来."""
+    sign_up(client, wechat_api, "oFAN1")
+    yesterday = timezone.now() - timedelta(days=1)
+    FansProfile.objects.update(created_at=yesterday, last_login_at=yesterday)
+    client.cookies.clear()
+    state = start_login(client)["state"]
+    assert callback(client, wechat_api, state, openid="oFAN1")["Location"] == "/"
+    body = client.get("/").content.decode()
+    assert "欢迎回来" in body
+    assert "第一次见面" not in body
+
+
+def test_consenting_again_later_is_a_return_too(client, wechat_api):
+    """A snsapi_userinfo menu link signs a known fan in through consent each time."""
+    sign_up(client, wechat_api, "oFAN1")
+    FansProfile.objects.update(created_at=timezone.now() - timedelta(days=1))
+    client.cookies.clear()
+    sign_up(client, wechat_api, "oFAN1")
+    assert "欢迎回来" in client.get("/").content.decode()
+
+
+# The icon
+
+
+def test_pages_link_the_icon(client):
+    body = client.get("/wechat/login/?scope=bad").content.decode()
+    assert '<link rel="icon" href="/static/xgc/icon.svg" type="image/svg+xml">' in body
+
+
+def test_favicon_ico_leads_to_the_icon(client):
+    """Pages without the link (the admin's) make browsers ask for /favicon.ico."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/xgc/icon.svg"
+    assert "max-age=86400" in response["Cache-Control"]
+    assert client.head("/favicon.ico").status_code == 301
+    # The static file itself, xgc's own (served by whitenoise: see the browser test).
+    root = ElementTree.parse(finders.find("xgc/icon.svg")).getroot()  # noqa: S314
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
