@@ -19,6 +19,11 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 MAX_HOPS = 8
+# The user agent of WeChat's browser on an iPhone: pages see MicroMessenger.
+WECHAT_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) NetType/WIFI"
+)
 REQUEST_SECONDS = 30
 CALLBACK_PATH = "/wechat/authorize/"
 REGISTER_LINK = re.compile(r'href="([^"]+)">去认证')
@@ -49,6 +54,9 @@ def new_session() -> requests.Session:
     # environment on every request, which costs more than the rest of it.
     session.trust_env = False
     session.max_redirects = MAX_HOPS
+    # Fans tap the menu inside WeChat; another browser would get xgc's
+    # open-in-WeChat page instead of the authorize page.
+    session.headers["User-Agent"] = WECHAT_USER_AGENT
     return session
 
 

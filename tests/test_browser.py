@@ -18,6 +18,7 @@ import requests
 
 from xgc.sandbox.process import SANDBOX_APP, sandbox_server, wait_until
 
+from .bench_fans import WECHAT_USER_AGENT
 from .conftest import IN_CI, PROJECT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -26,11 +27,6 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("XGC_CHROMIUM", "/usr/bin/chromium")
-# The user agent of WeChat's browser on an iPhone: pages see MicroMessenger.
-WECHAT_USER_AGENT = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323d) NetType/WIFI"
-)
 # Without these Chromium reaches for Google's hosts, which this network refuses.
 CHROMIUM_ARGS = [
     "--no-sandbox",
