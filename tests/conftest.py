@@ -222,3 +222,11 @@ def media_root(settings, tmp_path) -> Path:
 def stored_files(root: Path) -> list[str]:
     """Return the names of the files under root, relative to it, sorted."""
     return sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def fresh_env(tmp_path) -> str:
+    """Return the path of a .env copied from .env.example, as `make run` creates it."""
+    path = tmp_path / ".env"
+    path.write_text((PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    return str(path)

@@ -164,14 +164,6 @@ SHOW_CALLBACK = (
 )
 
 
-@pytest.fixture
-def fresh_env(tmp_path):
-    """A .env copied from .env.example, as `make run` creates it."""
-    path = tmp_path / ".env"
-    path.write_text((PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
-    return str(path)
-
-
 @pytest.mark.parametrize(
     ("run_addr", "served"),
     [

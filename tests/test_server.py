@@ -13,7 +13,7 @@ from django.urls import NoReverseMatch, reverse
 from fans import server
 from fans.models import FansProfile
 
-from .conftest import PROJECT, run_manage, userinfo_answer
+from .conftest import run_manage, userinfo_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -385,14 +385,6 @@ ASK_SERVER = (
     "r = Client(HTTP_HOST='127.0.0.1:8000').get('/wechat/', {query!r}); "
     "print(r.status_code, r.content.decode())"
 )
-
-
-@pytest.fixture
-def fresh_env(tmp_path):
-    """A .env copied from .env.example: the sandbox on, TOKEN empty."""
-    path = tmp_path / ".env"
-    path.write_text((PROJECT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
-    return str(path)
 
 
 @pytest.mark.parametrize(
