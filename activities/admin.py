@@ -26,9 +26,9 @@ from django.utils.http import content_disposition_header
 from fans.admin import avatar_html
 
 from . import exports
-from .models import Activity, Application, Notification, Photo
+from .models import Activity, Application, Notification, Photo, accepting_applications
 from .photo_views import VIEW_PERMISSION, photo_url
-from .services import ApplicationRefused, application_decide
+from .services import ApplicationRefused, application_decide, decision_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ class OpenFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         now = timezone.now()
         if self.value() == "yes":
-            return queryset.filter(
-                Q(apply_until__isnull=True) | Q(apply_until__gt=now), published=True
-            )
+            return queryset.filter(accepting_applications(now), published=True)
         if self.value() == "no":
             return queryset.filter(apply_until__lte=now)
         return queryset
@@ -130,10 +128,8 @@ class ActivityAdmin(admin.ModelAdmin):
 
     @admin.display(description="剩余名额")
     def places_left(self, activity: Activity) -> int | str:
-        if activity.capacity is None:
-            return "不限"
-        # Below zero only when the capacity was lowered after approvals.
-        return max(activity.capacity - activity.pending_count - activity.approved_count, 0)
+        left = activity.places_left(activity.pending_count + activity.approved_count)
+        return "不限" if left is None else left
 
     @admin.action(description="导出所选活动的申请 Excel", permissions=["export"])
     def export_xlsx(self, request: HttpRequest, queryset: QuerySet[Activity]) -> HttpResponse:
@@ -210,14 +206,13 @@ class ApplicationForm(forms.ModelForm):
         # an error on this form instead of a 500.
         activity = Activity.objects.select_for_update().get(pk=self.instance.activity_id)
         current = Application.objects.select_for_update().get(pk=self.instance.pk)
-        if current.status == Status.WITHDRAWN:
+        reason = decision_refusal(activity, current, decision)
+        if reason == ApplicationRefused.WITHDRAWN:
             raise ValidationError({"status": "粉丝已撤回这份申请，不能再审核。"})
-        takes_place = decision in Application.HOLDS_PLACE and not current.holds_place
-        if takes_place and activity.capacity is not None:
-            if activity.places_taken() >= activity.capacity:
-                raise ValidationError(
-                    {"status": f"活动名额已满（共 {activity.capacity} 个），不能通过这份申请。"}
-                )
+        if reason == ApplicationRefused.FULL:
+            raise ValidationError(
+                {"status": f"活动名额已满（共 {activity.capacity} 个），不能通过这份申请。"}
+            )
 
 
 # Thumbnails on an application's page are shown this high, at most.

@@ -52,9 +52,21 @@ class Activity(models.Model):
     def places_taken(self) -> int:
         return self.applications.filter(status__in=Application.HOLDS_PLACE).count()
 
+    def places_left(self, places_taken: int) -> int | None:
+        """Return the free places when places_taken are taken; None: no limit."""
+        if self.capacity is None:
+            return None
+        # Below zero only when the capacity was lowered after approvals.
+        return max(self.capacity - places_taken, 0)
+
+
+def accepting_applications(now: datetime) -> Q:
+    """Return the filter of activities whose deadline has not passed at now."""
+    return Q(apply_until__isnull=True) | Q(apply_until__gt=now)
+
 
 def with_places_taken(queryset: models.QuerySet[Activity]) -> models.QuerySet[Activity]:
-    """Annotate each activity with ``places_taken``, in the same query."""
+    """Annotate each activity with ``places_taken_count``, in the same query."""
     return queryset.annotate(
         places_taken_count=Count(
             "applications", filter=Q(applications__status__in=Application.HOLDS_PLACE)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
-from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
 from django_tasks import task
@@ -25,7 +24,7 @@ from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
-from fans.auth import login_url
+from fans.auth import login_url, public_url
 from fans.server import wechat_message_received
 from xgc import tokens, wechat
 
@@ -153,9 +152,7 @@ def template_message(notification: Notification) -> dict:
 
 def application_link(application: Application) -> str:
     """Return the absolute link that signs the fan in and opens the application."""
-    callback = urlsplit(settings.REDIRECT_URL)
-    page = reverse("application-detail", args=[application.pk])
-    return f"{callback.scheme}://{callback.netloc}{login_url(page)}"
+    return public_url(login_url(reverse("application-detail", args=[application.pk])))
 
 
 def recover_interrupted() -> int:

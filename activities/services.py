@@ -31,6 +31,7 @@ class ApplicationRefused(Exception):
     CLOSED = "closed"
     FULL = "full"
     DECIDED = "decided"
+    WITHDRAWN = "withdrawn"
     TOO_MANY_PHOTOS = "too_many_photos"
 
     def __init__(self, reason: str):
@@ -184,8 +185,22 @@ def refusal(
     if application is not None and application.status in Application.DECISIONS:
         return ApplicationRefused.DECIDED
     takes_place = application is None or not application.holds_place
-    if takes_place and activity.capacity is not None and places_taken >= activity.capacity:
+    if takes_place and activity.places_left(places_taken) == 0:
         return ApplicationRefused.FULL
+    return None
+
+
+def decision_refusal(activity: Activity, application: Application, decision: str) -> str | None:
+    """Return why the decision cannot be made now (WITHDRAWN or FULL), or None.
+
+    Call it with both rows locked, as application_decide does.
+    """
+    if application.status == Application.Status.WITHDRAWN:
+        return ApplicationRefused.WITHDRAWN
+    takes_place = decision in Application.HOLDS_PLACE and not application.holds_place
+    if takes_place and activity.capacity is not None:
+        if activity.places_left(activity.places_taken()) == 0:
+            return ApplicationRefused.FULL
     return None
 
 
@@ -219,12 +234,13 @@ def application_decide(
         )
         activity = Activity.objects.select_for_update().get(pk=activity_id)
         application = Application.objects.select_for_update().get(pk=application_id)
-        if application.status in (decision, Application.Status.WITHDRAWN):
+        if application.status == decision:
             return application, False
-        takes_place = decision in Application.HOLDS_PLACE and not application.holds_place
-        if takes_place and activity.capacity is not None:
-            if activity.places_taken() >= activity.capacity:
-                raise ApplicationRefused(ApplicationRefused.FULL)
+        reason = decision_refusal(activity, application, decision)
+        if reason == ApplicationRefused.WITHDRAWN:
+            return application, False
+        if reason:
+            raise ApplicationRefused(reason)
         _decide(application, decision, review_note)
         return application, True
 

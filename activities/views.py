@@ -6,7 +6,7 @@ An activity or application a fan may not see is "not found", whatever its id.
 
 from __future__ import annotations
 
-from django.db.models import Case, F, Q, When
+from django.db.models import Case, F, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +21,7 @@ from fans.views import message
 
 from . import services
 from .forms import ApplicationForm
-from .models import Activity, Application, Photo, with_places_taken
+from .models import Activity, Application, Photo, accepting_applications, with_places_taken
 from .services import ApplicationRefused
 
 # Each refusal's page: status, title, explanation.
@@ -74,7 +74,7 @@ def not_found(request: HttpRequest, what: str) -> HttpResponse:
 @fan_required
 def activity_list(request: HttpRequest) -> HttpResponse:
     """List published activities, open ones first, with this fan's status on each."""
-    is_open = Q(apply_until__isnull=True) | Q(apply_until__gt=timezone.now())
+    is_open = accepting_applications(timezone.now())
     activities = (
         published_activities()
         .annotate(is_open=Case(When(is_open, then=True), default=False))

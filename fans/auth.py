@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import wraps
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -62,6 +62,16 @@ class FanMiddleware:
 def is_wechat_browser(request: HttpRequest) -> bool:
     """Tell whether the request comes from WeChat's browser or its DevTools."""
     return bool(WECHAT_USER_AGENT.search(request.headers.get("User-Agent", "")))
+
+
+def public_url(path: str) -> str:
+    """Return path as an absolute URL on REDIRECT_URL's scheme and host.
+
+    That is the address fans and WeChat know, whichever host a request came
+    in on behind a proxy or a tunnel.
+    """
+    callback = urlsplit(settings.REDIRECT_URL)
+    return f"{callback.scheme}://{callback.netloc}{path}"
 
 
 def login_url(next_url: str, scope: str | None = None) -> str:

@@ -18,6 +18,9 @@ from xgc import tokens, wechat
 
 logger = logging.getLogger(__name__)
 
+# WeChat serves its JS-SDK only from its own CDN (protocol notes section 8).
+JSSDK_SCRIPT = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
+
 
 def jssdk_script_url() -> str:
     """Return the JS-SDK script for a page: the sandbox's stand-in, or WeChat's.
@@ -31,9 +34,6 @@ def jssdk_script_url() -> str:
             return reverse("sandbox-jweixin")
         except NoReverseMatch:
             pass
-    # Imported here: fans.views imports this module.
-    from .views import JSSDK_SCRIPT
-
     return JSSDK_SCRIPT
 
 

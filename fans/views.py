@@ -31,7 +31,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from xgc import wechat
 
-from .auth import fan_required, is_wechat_browser, login_url, sign_in
+from .auth import fan_required, is_wechat_browser, login_url, public_url, sign_in
 from .jssdk import jssdk_script_url
 from .models import FansProfile
 from .services import fan_for_token
@@ -48,8 +48,6 @@ FLOW_MAX_AGE = 600
 # shows a page instead of looping. It survives lost cookies: WeChat keeps the
 # redirect_uri's query.
 RESTARTED_PARAM = "restarted"
-# WeChat serves its JS-SDK only from its own CDN (protocol notes section 8).
-JSSDK_SCRIPT = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
 # A new fan's created_at and last_login_at are two clock readings of one
 # INSERT; any later sign-in is at least a trip through WeChat away.
 FIRST_VISIT_MARGIN = timedelta(seconds=1)
@@ -108,18 +106,6 @@ def message(
     return render(request, "fans/message.html", context, status=status)
 
 
-def public_url(request: HttpRequest, path: str) -> str:
-    """Return path as an absolute URL on REDIRECT_URL's scheme and host.
-
-    Behind a proxy or a tunnel that is the address fans know, whichever host
-    the request itself came in on.
-    """
-    callback = urlsplit(settings.REDIRECT_URL)
-    if not callback.netloc:
-        return request.build_absolute_uri(path)
-    return f"{callback.scheme}://{callback.netloc}{path}"
-
-
 def qr_svg(link: str) -> SafeString:
     """Return link's QR code as inline SVG markup, sized by CSS.
 
@@ -142,12 +128,12 @@ def qr_svg(link: str) -> SafeString:
 
 def open_in_wechat(request: HttpRequest) -> HttpResponse:
     """Show a browser outside WeChat this very link as a QR code and as text."""
-    link = public_url(request, request.get_full_path())
+    link = public_url(request.get_full_path())
     try:
         qr = qr_svg(link)
     except segno.DataOverflowError:
         # Only a broken or hostile link is this long: offer the plain one.
-        link = public_url(request, reverse("wechat-login"))
+        link = public_url(reverse("wechat-login"))
         qr = qr_svg(link)
     return render(request, "fans/open_in_wechat.html", {"link": link, "qr": qr})
 

@@ -8,8 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from fans.jssdk import jssdk_script_url
-from fans.views import JSSDK_SCRIPT
+from fans.jssdk import JSSDK_SCRIPT, jssdk_script_url
 from xgc import wechat
 from xgc.sandbox.models import PlatformToken, SandboxMedia
 

@@ -21,6 +21,4 @@ def fan_applications(fan, limit: int = 3) -> dict:
 @register.filter
 def places_left(activity: Activity) -> int | None:
     """Return the free places of an activity from with_places_taken(); None: no limit."""
-    if activity.capacity is None:
-        return None
-    return max(activity.capacity - activity.places_taken_count, 0)
+    return activity.places_left(activity.places_taken_count)

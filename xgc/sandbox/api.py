@@ -126,6 +126,14 @@ def apply_faults() -> None:
         raise SandboxError(-1, "system error")
 
 
+def json_body(request: HttpRequest) -> Any:
+    """Return the request's JSON body; WeChat answers 47001 to anything else."""
+    try:
+        return json.loads(request.body.decode("utf-8"))
+    except ValueError:
+        raise SandboxError(47001, "data format error") from None
+
+
 def require(params: Any, name: str, missing_errcode: int) -> str:
     value = params.get(name, "")
     if not value:

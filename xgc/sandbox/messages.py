@@ -5,7 +5,6 @@ Rules from shared/wechat-protocol.md section 12.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from .api import CGI_CONTENT_TYPE, SandboxError, wechat_api
+from .api import CGI_CONTENT_TYPE, SandboxError, json_body, wechat_api
 from .models import SandboxFan, SandboxMessage
 from .oauth import phone_holder
 from .platform import valid_platform_token
@@ -159,10 +158,7 @@ def text_field(body: dict[str, Any], name: str) -> str:
 def template_send(request: HttpRequest) -> dict[str, Any]:
     """cgi-bin/message/template/send: check, record, then push the delivery event."""
     valid_platform_token(request)
-    try:
-        body = json.loads(request.body.decode("utf-8"))
-    except ValueError:
-        raise SandboxError(47001, "data format error") from None
+    body = json_body(request)
     if not isinstance(body, dict):
         raise SandboxError(47001, "data format error")
     openid, template_id = text_field(body, "touser"), text_field(body, "template_id")

@@ -5,7 +5,6 @@ Rules from shared/wechat-protocol.md sections 4 and 5.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from django.utils import timezone
 
 from xgc.wechat import menu_problems
 
-from .api import CGI_CONTENT_TYPE, SandboxError, check_app, require, wechat_api
+from .api import CGI_CONTENT_TYPE, SandboxError, check_app, json_body, require, wechat_api
 from .models import TOKEN_LIFETIME, JsapiTicket, Menu, PlatformToken
 
 # stable_token hands out a new token this long before the old one expires.
@@ -46,10 +45,7 @@ def token(request: HttpRequest) -> dict[str, Any]:
 @wechat_api(CGI_CONTENT_TYPE, method="POST")
 def stable_token(request: HttpRequest) -> dict[str, Any]:
     """cgi-bin/stable_token: the same token until near its end, unless forced."""
-    try:
-        body = json.loads(request.body.decode("utf-8"))
-    except ValueError:
-        raise SandboxError(47001, "data format error") from None
+    body = json_body(request)
     if not isinstance(body, dict) or body.get("grant_type") != "client_credential":
         raise SandboxError(40002, "invalid grant_type")
     check_app(body)
@@ -94,8 +90,8 @@ def menu_create(request: HttpRequest) -> dict[str, Any]:
         # Escaped Chinese (json.dumps' default ensure_ascii) is refused.
         raise SandboxError(40033, "invalid charset. please check your request, \\uxxxx")
     try:
-        buttons = json.loads(request.body.decode("utf-8"))["button"]
-    except (ValueError, KeyError, TypeError):
+        buttons = json_body(request)["button"]
+    except (KeyError, TypeError):
         raise SandboxError(47001, "data format error") from None
     problems = menu_problems(buttons)
     if problems:

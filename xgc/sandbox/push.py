@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import urlsplit
 
 import requests
 
@@ -16,6 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.crypto import get_random_string
 
+from fans.auth import public_url
 from fans.server import signature
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,7 @@ NOT_PUSHED = "未推送：TOKEN 为空"
 
 def server_url() -> str:
     """Return xgc's server URL (服务器配置 → URL) on REDIRECT_URL's host."""
-    callback = urlsplit(settings.REDIRECT_URL)
-    return f"{callback.scheme}://{callback.netloc}{reverse('wechat-server')}"
+    return public_url(reverse("wechat-server"))
 
 
 def event_xml(openid: str, event: str, extra: dict[str, str | int]) -> str:

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.http.request import validate_host
 from django.utils import timezone
 
+from fans.auth import public_url
 from xgc import wechat
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -166,7 +167,7 @@ def public_host_findings() -> Iterator[Finding]:
     """Fetch REDIRECT_URL as WeChat will send fans there: it must be this app."""
     session = requests.Session()
     timeout = settings.WECHAT_HTTP_TIMEOUT
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.REDIRECT_URL))
+    origin = public_url("")
     try:
         # Without a state the callback starts a fresh authorization for
         # this app, so the redirect names our AppID.

@@ -6,13 +6,11 @@ import json
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
-from fans.auth import login_url
+from fans.auth import login_url, public_url
 from xgc import tokens, wechat
 
 # {login} or {login:/some/path} in a view button's url: xgc's login link.
@@ -79,11 +77,10 @@ class Command(BaseCommand):
 
 def expand_login(url: str) -> str:
     """Replace {login} / {login:/path} with the absolute link that signs fans in."""
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.REDIRECT_URL))
 
     def link(match: re.Match) -> str:
         next_path = match.group(1)
-        return origin + (login_url(next_path) if next_path else reverse("wechat-login"))
+        return public_url(login_url(next_path) if next_path else reverse("wechat-login"))
 
     return LOGIN_PLACEHOLDER.sub(link, url)
 
