@@ -1,7 +1,8 @@
-"""System checks for the template message settings and the photo storage."""
+"""System checks for the template message settings, the photo storage and the photo processes."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -76,3 +77,43 @@ def check_s3_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
             )
         )
     return [checks.Error(message, hint=hint, id="activities.E003") for message, hint in problems]
+
+
+@checks.register()
+def check_photo_process_settings(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Report photo process settings the photo pool could not run with.
+
+    Values from .env that are not numbers at all are fans.E007; these are the
+    ranges, for .env and for settings set in Python alike.
+    """
+    problems = []
+    processes = settings.PHOTO_PROCESSES
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+        problems.append(
+            (
+                f"PHOTO_PROCESSES {processes!r} is not a whole number of processes, 0 or more.",
+                "Set PHOTO_PROCESSES in .env to 1 (one photo process per gunicorn worker, the "
+                "default) or 0 (photos are processed in the request thread).",
+            )
+        )
+    timeout = settings.PHOTO_TIMEOUT
+    if not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        problems.append(
+            (
+                f"PHOTO_TIMEOUT {timeout!r} is not a number of seconds above 0.",
+                "Set PHOTO_TIMEOUT in .env to the seconds a photo may take, e.g. 15; keep it "
+                "below nginx's proxy_read_timeout (40 s) so that the fan gets a page.",
+            )
+        )
+    nice = settings.PHOTO_NICE
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+        problems.append(
+            (
+                f"PHOTO_NICE {nice!r} is not a niceness from 0 to 19.",
+                "Set PHOTO_NICE in .env to how much to lower the photo processes' priority: "
+                "10 (the default), or 0 for none. A process may lower, not raise, its own.",
+            )
+        )
+    return [checks.Error(message, hint=hint, id="activities.E004") for message, hint in problems]

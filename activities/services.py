@@ -18,10 +18,11 @@ from django.utils import timezone
 from fans.models import FansProfile
 from xgc import tokens, wechat
 
+from . import photo_pool
 from .models import Activity, Application, Notification, Photo
 from .notifications import queue_notification
 from .photo_files import delete_photo_files, save_photo
-from .photos import PhotoRejected, ProcessedPhoto, process_photo
+from .photos import PhotoRejected, ProcessedPhoto
 
 
 class ApplicationRefused(Exception):
@@ -63,6 +64,9 @@ def photos_receive(
 
     Uploads come from the browser; media ids are WeChat's temporary media
     (JS-SDK uploadImage), downloaded now: they last 3 days. Nothing is stored.
+    Each photo is processed in a photo process (activities/photo_pool.py)
+    while this thread waits, one at a time: the photos of other fans of this
+    worker take turns with this fan's, and the first bad one stops the rest.
     """
     received = []
     for upload in uploads:
@@ -72,11 +76,7 @@ def photos_receive(
         received.append(ReceivedPhoto(_processed(upload.read(), label), Photo.Source.UPLOAD))
     for number, media_id in enumerate(media_ids, 1):
         label = f"微信中选择的第 {number} 张照片"
-        data = _download(media_id, label)
-        try:
-            photo = _processed(data, label)
-        except PhotoProblem as problem:
-            raise PhotoProblem(problem.message, media_id) from None
+        photo = _processed(_download(media_id, label), label, media_id)
         received.append(ReceivedPhoto(photo, Photo.Source.WECHAT))
     return received
 
@@ -95,9 +95,10 @@ def _download(media_id: str, label: str) -> bytes:
         raise PhotoProblem(f"暂时无法从微信取回{label}，请稍后再提交") from None
 
 
-def _processed(data: bytes, label: str) -> ProcessedPhoto:
+def _processed(data: bytes, label: str, media_id: str = "") -> ProcessedPhoto:
+    """Return the processed photo; a refused one is PhotoProblem naming media_id, to choose again."""
     try:
-        return process_photo(
+        return photo_pool.process(
             data,
             max_bytes=settings.PHOTO_MAX_BYTES,
             max_pixels=settings.PHOTO_MAX_PIXELS,
@@ -105,7 +106,10 @@ def _processed(data: bytes, label: str) -> ProcessedPhoto:
             thumbnail_size=settings.PHOTO_THUMBNAIL_SIZE,
         )
     except PhotoRejected as rejected:
-        raise PhotoProblem(f"{label}：{rejected.reason}") from None
+        raise PhotoProblem(f"{label}：{rejected.reason}", media_id) from None
+    except photo_pool.PhotoUnavailable:
+        # Passing (busy, or a photo process died): the same photo may go through next time.
+        raise PhotoProblem(f"暂时无法处理{label}，请稍后再提交") from None
 
 
 def application_submit(

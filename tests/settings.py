@@ -45,3 +45,7 @@ if "xgc.sandbox" not in INSTALLED_APPS:  # noqa: F405
 
 # Tests don't run collectstatic: let whitenoise find files as they change.
 WHITENOISE_AUTOREFRESH = True
+
+# Photos in the test's own thread: a photo process costs a fresh interpreter
+# (about 0.1 s) per pool. tests/test_photo_pool.py runs the pool itself.
+PHOTO_PROCESSES = 0

@@ -42,14 +42,15 @@ def _env_bool(key: str, default: bool) -> bool:
     return default
 
 
-def _env_number(key: str, default: float, kind: type = int) -> float:
+def _env_number(key: str, default: float, kind: type = int, *, zero: bool = False) -> float:
     raw = _env(key, str(default))
     try:
         value = kind(raw)
     except ValueError:
         value = None
-    if value is None or value <= 0:
-        XGC_INVALID_SETTINGS[key] = f"{raw!r} is not a positive {kind.__name__}"
+    if value is None or value < 0 or (value == 0 and not zero):
+        allowed = "0 or a positive" if zero else "a positive"
+        XGC_INVALID_SETTINGS[key] = f"{raw!r} is not {allowed} {kind.__name__}"
         return default
     return value
 
@@ -277,6 +278,17 @@ PHOTO_MAX_BYTES = _env_number("PHOTO_MAX_BYTES", 10 * 1024 * 1024, int)
 PHOTO_MAX_PIXELS = _env_number("PHOTO_MAX_PIXELS", 40_000_000, int)
 PHOTO_DISPLAY_SIZE = _env_number("PHOTO_DISPLAY_SIZE", 2048, int)
 PHOTO_THUMBNAIL_SIZE = _env_number("PHOTO_THUMBNAIL_SIZE", 320, int)
+# Photos are decoded and encoded in processes of their own (activities/
+# photo_pool.py), so that their CPU work never holds the GIL of the threads
+# serving sign-ins: PHOTO_PROCESSES per gunicorn worker, 0 for the request
+# thread itself. One per worker keeps each worker's photos to one core.
+PHOTO_PROCESSES = _env_number("PHOTO_PROCESSES", 1, int, zero=True)
+# Seconds a photo may take in the photo processes, waiting included; past it
+# the fan is asked to send it again.
+PHOTO_TIMEOUT = _env_number("PHOTO_TIMEOUT", 15.0, float)
+# How much lower the photo processes' CPU priority is (nice, 0-19): with every
+# core busy, web requests come first.
+PHOTO_NICE = _env_number("PHOTO_NICE", 10, int, zero=True)
 # The path of nginx's internal location that serves MEDIA_ROOT, e.g.
 # /protected-media/; empty: Django sends the file itself.
 PHOTO_X_ACCEL_REDIRECT = _env("PHOTO_X_ACCEL_REDIRECT")
