@@ -36,6 +36,7 @@ import threading
 import time
 from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from django.conf import settings
 
@@ -55,9 +56,18 @@ class PhotoUnavailable(Exception):
 
 
 def process(
-    data: bytes, *, max_bytes: int, max_pixels: int, display_size: int, thumbnail_size: int
+    data: bytes | Path,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    display_size: int,
+    thumbnail_size: int,
 ) -> ProcessedPhoto:
     """Return process_photo(data, ...) computed in a photo process (or here with PHOTO_PROCESSES=0).
+
+    data may be the path of a file holding the photo (an upload Django wrote
+    to disk): the photo process reads it, so that its megabytes are neither
+    held in the worker's memory nor copied through a pipe under the GIL.
 
     Raise PhotoRejected as process_photo does, and PhotoUnavailable when the
     photo processes failed or took longer than PHOTO_TIMEOUT.
@@ -69,7 +79,7 @@ def process(
         "thumbnail_size": thumbnail_size,
     }
     if settings.PHOTO_PROCESSES == 0:
-        return process_photo(data, **limits)
+        return process_photo(_bytes(data), **limits)
     seconds = settings.PHOTO_TIMEOUT
     for attempt in range(1, RETRIES + 2):
         pool = _pool()
@@ -158,11 +168,15 @@ def _exit_without(parent: int) -> None:
     os._exit(0)
 
 
-def _in_child(data: bytes, limits: dict[str, int], seconds: float) -> ProcessedPhoto:
+def _bytes(data: bytes | Path) -> bytes:
+    return data.read_bytes() if isinstance(data, Path) else data
+
+
+def _in_child(data: bytes | Path, limits: dict[str, int], seconds: float) -> ProcessedPhoto:
     # faulthandler's watchdog is a C thread: it ends the process even when a
     # decoder never returns to Python, and prints where it was stuck.
     faulthandler.dump_traceback_later(seconds, exit=True)
     try:
-        return process_photo(data, **limits)
+        return process_photo(_bytes(data), **limits)
     finally:
         faulthandler.cancel_dump_traceback_later()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -73,7 +74,11 @@ def photos_receive(
         label = f"照片「{upload.name}」"
         if upload.size > settings.PHOTO_MAX_BYTES:
             raise PhotoProblem(f"{label}太大（最多 {settings.PHOTO_MAX_BYTES // 2**20} MB）")
-        received.append(ReceivedPhoto(_processed(upload.read(), label), Photo.Source.UPLOAD))
+        # Django writes uploads over FILE_UPLOAD_MAX_MEMORY_SIZE to disk: the
+        # photo process reads the file itself.
+        on_disk = getattr(upload, "temporary_file_path", None)
+        data = Path(on_disk()) if on_disk else upload.read()
+        received.append(ReceivedPhoto(_processed(data, label), Photo.Source.UPLOAD))
     for number, media_id in enumerate(media_ids, 1):
         label = f"微信中选择的第 {number} 张照片"
         photo = _processed(_download(media_id, label), label, media_id)
@@ -95,7 +100,7 @@ def _download(media_id: str, label: str) -> bytes:
         raise PhotoProblem(f"暂时无法从微信取回{label}，请稍后再提交") from None
 
 
-def _processed(data: bytes, label: str, media_id: str = "") -> ProcessedPhoto:
+def _processed(data: bytes | Path, label: str, media_id: str = "") -> ProcessedPhoto:
     """Return the processed photo; a refused one is PhotoProblem naming media_id, to choose again."""
     try:
         return photo_pool.process(

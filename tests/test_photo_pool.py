@@ -16,11 +16,12 @@ import subprocess
 import sys
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 
 from activities import photo_pool, services
 from activities.checks import check_photo_process_settings
@@ -54,6 +55,33 @@ def sideways_jpeg() -> bytes:
 def test_the_pool_returns_what_the_thread_returns(pooled):
     for data in (sideways_jpeg(), heic(marked((120, 80)))):
         assert photo_pool.process(data, **LIMITS) == process_photo(data, **LIMITS)
+
+
+def test_a_photo_on_disk_is_read_by_the_photo_process(pooled, tmp_path):
+    data = sideways_jpeg()
+    path = tmp_path / "upload.jpg"
+    path.write_bytes(data)
+    assert photo_pool.process(path, **LIMITS) == process_photo(data, **LIMITS)
+
+
+def test_an_upload_on_disk_goes_to_the_photo_process_as_its_path(settings, monkeypatch):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+    upload = TemporaryUploadedFile("a.jpg", "image/jpeg", 0, None)
+    data = sideways_jpeg()
+    upload.write(data)
+    upload.seek(0)
+    upload.size = len(data)
+    sent = []
+
+    def process(source, **limits):
+        sent.append(source)
+        return process_photo(data, **limits)
+
+    monkeypatch.setattr(photo_pool, "process", process)
+    (received,) = services.photos_receive(uploads=[upload], media_ids=[])
+    assert sent == [Path(upload.temporary_file_path())]
+    assert received.photo == process_photo(data, **LIMITS)
+    upload.close()
 
 
 def test_a_rejection_in_the_pool_keeps_its_reason(pooled):
