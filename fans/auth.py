@@ -20,6 +20,7 @@ from .models import FansProfile
 
 FAN_COOKIE = "fanid"
 FAN_COOKIE_SALT = "fans.fanid"
+RAW_USERINFO_FIELDS = ("userinfo", "privilege")
 # WeChat's browser on phones and desktops (and WeCom's) says MicroMessenger;
 # WeChat DevTools says wechatdevtools (protocol notes, section 9).
 WECHAT_USER_AGENT = re.compile(r"micromessenger|wechatdevtools", re.IGNORECASE)
@@ -45,7 +46,10 @@ def fan_from_cookie(request: HttpRequest) -> FansProfile | None:
         )
     except (KeyError, signing.BadSignature):
         return None
-    return FansProfile.objects.filter(pk=fan_id).first() if fan_id.isdigit() else None
+    if not fan_id.isdigit():
+        return None
+    # Every fan page loads the fan; none shows WeChat's raw answer (JSON to decode).
+    return FansProfile.objects.defer(*RAW_USERINFO_FIELDS).filter(pk=fan_id).first()
 
 
 class FanMiddleware:

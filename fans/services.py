@@ -31,7 +31,8 @@ def fan_for_token(token: wechat.OAuthToken) -> FansProfile | None:
     if token.allows_userinfo:
         return FansProfile.create_fan(wechat.get_user_info(token))
     # A row without userinfo (e.g. made by a follow event) has not consented.
-    fan = FansProfile.objects.filter(openid=token.openid).exclude(userinfo={}).first()
+    # Signing in needs the pk alone: the profile's JSON is left undecoded.
+    fan = FansProfile.objects.filter(openid=token.openid).exclude(userinfo={}).only("pk").first()
     if fan is not None:
         fan.record_login()
     return fan
