@@ -90,10 +90,12 @@ test: install test-packages
 	    || { status=$$?; $(SKIPPED); exit $$status; }
 	@$(SKIPPED)
 
-# The sign-in benchmark of README's "Production" section, on PostgreSQL (it
-# creates the database xgc_bench next to TEST_POSTGRES_URL's) and Redis.
-# BENCH_ARGS passes options, e.g. BENCH_ARGS="--concurrency 48 --fans 500".
+# README's "Benchmark": the photo pipeline, then the sign-in on SQLite, on
+# PostgreSQL (it creates the database xgc_bench next to TEST_POSTGRES_URL's)
+# and Redis, beside a minimal app and beside photo uploads. BENCH_ARGS passes
+# options, e.g. BENCH_ARGS="--no-reference --fans 200".
 bench: install
+	$(PIPENV) run python -m tests.bench_photos
 	$(PIPENV) run python -m tests.bench --database-url $(TEST_POSTGRES_URL) $(BENCH_ARGS)
 
 lint: install

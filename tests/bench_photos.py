@@ -8,7 +8,7 @@ code that makes the same two outputs (reduced-scale decode, rotate, resize,
 encode: nothing else), and measures the peak memory each adds, in a fresh
 process per variant (VmHWM from /proc/self/status, before and after one photo).
 Last it times the display copy's encoding as JPEG and as WebP. It prints
-figures and asserts nothing; it takes about 15 s.
+figures and issue 12's two targets with pass or FAIL; it takes about 15 s.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ LIMITS = {
     "thumbnail_size": 320,
 }
 ROUNDS = 21
+# Issue 12's targets for the pipeline.
+MAX_RATIO = 1.3
+MAX_MB_PER_PHOTO = 100
 
 
 def photo_like(width: int = 4032, height: int = 3024) -> Image.Image:
@@ -198,6 +201,13 @@ def main() -> int:
     ratio = medians["process_photo"] / medians["lean Pillow"]
     fastest = min(times["process_photo"]) / min(times["lean Pillow"])
     out(f"  process_photo / lean Pillow: {ratio:.2f} (medians), {fastest:.2f} (minimums)\n")
+    added = peaks["process_photo"]
+    out(
+        f"\ntarget: process_photo / lean Pillow {ratio:.2f}, wanted <= {MAX_RATIO:.2f}: "
+        f"{'pass' if ratio <= MAX_RATIO else 'FAIL'}\n"
+        f"target: peak RSS per photo at once {added:.1f} MB, wanted <= {MAX_MB_PER_PHOTO} MB: "
+        f"{'pass' if added <= MAX_MB_PER_PHOTO else 'FAIL'}\n"
+    )
     out("\ndisplay copy (2016x1512) encoded, best of 3:\n")
     out("".join(f"{line}\n" for line in encodings(data)))
     out(f"\ntook {time.perf_counter() - started:.1f} s\n")
