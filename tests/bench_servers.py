@@ -105,11 +105,20 @@ def wait_until_answering(server: Server, path: str) -> None:
 
 
 def gunicorn(
-    name: str, env: dict[str, str], log_dir: Path, *, port: int, ready_path: str
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    port: int,
+    ready_path: str,
+    app: str | None = None,
 ) -> Server:
-    """Start gunicorn with xgc's deploy/gunicorn.conf.py on a loopback port."""
+    """Start gunicorn with xgc's deploy/gunicorn.conf.py on a loopback port.
+
+    app, a WSGI app as "module:name", replaces the configuration's xgc.
+    """
     env = env | {"GUNICORN_BIND": f"127.0.0.1:{port}"}
-    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *filter(None, [app])]
     return start(name, command, env, f"http://127.0.0.1:{port}", log_dir, ready_path)
 
 
@@ -121,10 +130,13 @@ def start_sandbox(
     log_dir: Path,
     workers: int = 1,
     threads: int = 32,
+    cache_prefix: str = SANDBOX_CACHE_PREFIX,
+    name: str = "sandbox",
 ) -> Server:
     """Serve the WeChat sandbox alone, for xgc at app_netloc (its OAuth domain).
 
-    Its state is in the database and in Redis, so it may run several workers.
+    Its state is in the database and in Redis, so it may run several workers;
+    sandboxes sharing one Redis need a cache_prefix each.
     """
     env = base_env(
         **SANDBOX_APP,
@@ -134,13 +146,13 @@ def start_sandbox(
         ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
-        CACHE_KEY_PREFIX=SANDBOX_CACHE_PREFIX,
+        CACHE_KEY_PREFIX=cache_prefix,
         REDIRECT_URL=f"http://{app_netloc}/wechat/authorize/",
         WECHAT_SANDBOX_OAUTH_DOMAIN=app_netloc,
         WEB_CONCURRENCY=str(workers),
         GUNICORN_THREADS=str(threads),
     )
-    return gunicorn("sandbox", env, log_dir, port=free_port(), ready_path="/sandbox/ping")
+    return gunicorn(name, env, log_dir, port=free_port(), ready_path="/sandbox/ping")
 
 
 def xgc_env(
@@ -150,12 +162,15 @@ def xgc_env(
     database_url: str,
     redis_url: str,
     settings_module: str = "xgc.settings",
+    media_root: str = "",
 ) -> dict[str, str]:
     """Return the environment of xgc as in production, the sandbox standing in for WeChat.
 
     public_url is where fans reach xgc: nginx's address, or a gunicorn's.
+    media_root, where photos go, is the project's media/ unless given.
     """
     return base_env(
+        **({"MEDIA_ROOT": media_root} if media_root else {}),
         **SANDBOX_APP,
         DJANGO_SETTINGS_MODULE=settings_module,
         ALLOWED_HOSTS="127.0.0.1",
@@ -178,11 +193,16 @@ def start_xgc(
     log_dir: Path,
     workers: int = 2,
     threads: int = 16,
+    app: str | None = None,
     **env: str,
 ) -> Server:
-    """Serve xgc on port as in production; env is xgc_env's keywords."""
+    """Serve xgc (or app, in xgc's environment) on port as in production.
+
+    env is xgc_env's keywords.
+    """
     env = xgc_env(**env) | {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
-    return gunicorn(name, env, log_dir, port=port, ready_path=f"/MP_verify_{MP_VERIFY}.txt")
+    ready_path = f"/MP_verify_{MP_VERIFY}.txt"
+    return gunicorn(name, env, log_dir, port=port, ready_path=ready_path, app=app)
 
 
 def start_worker(log_dir: Path, **env: str) -> Server:
