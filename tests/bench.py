@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -93,16 +94,22 @@ EXPECTED_CALLS = {
 }
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# What each stack is: (label, WSGI app or None for xgc, database)
+
+class Kind(NamedTuple):
+    """What a stack serves, and on which database."""
+
+    label: str
+    # A WSGI app as "module:name"; None: xgc
+    app: str | None
+    database: str
+
+
+REFERENCE_APP = "tests.bench_reference:application"
 STACKS = {
-    "sqlite": ("xgc, SQLite", None, "SQLite"),
-    "postgres": ("xgc, PostgreSQL", None, "PostgreSQL"),
-    "reference-sqlite": ("minimal, SQLite", "tests.bench_reference:application", "SQLite"),
-    "reference-postgres": (
-        "minimal, PostgreSQL",
-        "tests.bench_reference:application",
-        "PostgreSQL",
-    ),
+    "sqlite": Kind("xgc, SQLite", None, "SQLite"),
+    "postgres": Kind("xgc, PostgreSQL", None, "PostgreSQL"),
+    "reference-sqlite": Kind("minimal, SQLite", REFERENCE_APP, "SQLite"),
+    "reference-postgres": Kind("minimal, PostgreSQL", REFERENCE_APP, "PostgreSQL"),
 }
 # The runs of one stack: sign-ins with WeChat's latency; with uploads beside
 # them; with 0 ms added; the floor.
@@ -157,11 +164,11 @@ class Stack:
 
     @property
     def label(self) -> str:
-        return STACKS[self.key][0]
+        return STACKS[self.key].label
 
     @property
     def is_xgc(self) -> bool:
-        return STACKS[self.key][1] is None
+        return STACKS[self.key].app is None
 
     def run(self, condition: str) -> Run:
         return self.runs.setdefault(condition, Run())
@@ -428,7 +435,7 @@ def start_stacks(
         shutil.copyfile(migrated, copy)
         return f"sqlite:///{copy}"
 
-    keys = [key for key in STACKS if options.reference or STACKS[key][1] is None]
+    keys = [key for key, kind in STACKS.items() if options.reference or kind.app is None]
     stacks = []
     for key in keys:
         _, app, database = STACKS[key]
@@ -585,7 +592,7 @@ def report(bench: Bench) -> int:
             rows.append(
                 ratio_target(
                     "beats a minimal app",
-                    f"flows/s xgc / minimal, {STACKS[database][2]}",
+                    f"flows/s xgc / minimal, {STACKS[database].database}",
                     bench.ratios((database, SIGN_IN), (f"reference-{database}", SIGN_IN)),
                     1.1,
                 )
@@ -595,13 +602,13 @@ def report(bench: Bench) -> int:
             rows += [
                 ratio_target(
                     "photos never slow",
-                    f"flows/s with uploads / without, {STACKS[stack.key][2]}",
+                    f"flows/s with uploads / without, {STACKS[stack.key].database}",
                     bench.ratios((stack.key, UPLOADS), (stack.key, SIGN_IN)),
                     0.8,
                 ),
                 p99_target(
                     "photos never slow",
-                    f"callback p99 with uploads / without, {STACKS[stack.key][2]}",
+                    f"callback p99 with uploads / without, {STACKS[stack.key].database}",
                     stack.run(UPLOADS),
                     stack.run(SIGN_IN),
                 ),
@@ -680,7 +687,7 @@ def say_bound(bench: Bench) -> None:
         run = stacks[key].run(SIGN_IN)
         at_floor = per_flow(run, "machine") - per_flow(run, "app") + floor
         bounds.append(
-            f"{per_flow(reference.run(SIGN_IN), 'machine') / at_floor:.2f} on {STACKS[key][2]}"
+            f"{per_flow(reference.run(SIGN_IN), 'machine') / at_floor:.2f} on {STACKS[key].database}"
         )
     if bounds:
         say(

@@ -107,6 +107,26 @@ def test_unparsable_database_url_refuses_to_start(tmp_path):
     assert "DATABASE_URL in .env cannot be parsed" in result.stderr
 
 
+SHOW_SQLITE_MODES = """
+from django.db import connection
+with connection.cursor() as cursor:
+    modes = [cursor.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "synchronous")]
+print("modes", *modes)
+"""
+
+
+def test_sqlite_runs_in_wal_mode_syncing_at_checkpoints(tmp_path):
+    """Readers go on while one thread writes; synchronous=NORMAL is 1 (README, Benchmark)."""
+    (tmp_path / ".env").write_text(
+        f"DEBUG=1\nDATABASE_URL=sqlite:///{tmp_path / 'db.sqlite3'}\n", encoding="utf-8"
+    )
+    result = run_manage(
+        "shell", "--no-imports", "-c", SHOW_SQLITE_MODES, env_file=str(tmp_path / ".env")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "modes wal 1" in result.stdout.splitlines()
+
+
 def test_redis_url_selects_django_redis_that_ignores_outages(env_file):
     result = run_manage(
         "shell",
