@@ -49,7 +49,11 @@ def fan_from_cookie(request: HttpRequest) -> FansProfile | None:
     if not fan_id.isdigit():
         return None
     # Every fan page loads the fan; none shows WeChat's raw answer (JSON to decode).
-    return FansProfile.objects.defer(*RAW_USERINFO_FIELDS).filter(pk=fan_id).first()
+    # get() leaves out the model's ORDER BY, which first() would compile for nothing.
+    try:
+        return FansProfile.objects.defer(*RAW_USERINFO_FIELDS).get(pk=fan_id)
+    except FansProfile.DoesNotExist:
+        return None
 
 
 class FanMiddleware:

@@ -32,7 +32,9 @@ def fan_for_token(token: wechat.OAuthToken) -> FansProfile | None:
         return FansProfile.create_fan(wechat.get_user_info(token))
     # A row without userinfo (e.g. made by a follow event) has not consented.
     # Signing in needs the pk alone: the profile's JSON is left undecoded.
-    fan = FansProfile.objects.filter(openid=token.openid).exclude(userinfo={}).only("pk").first()
-    if fan is not None:
-        fan.record_login()
+    try:
+        fan = FansProfile.objects.exclude(userinfo={}).only("pk").get(openid=token.openid)
+    except FansProfile.DoesNotExist:
+        return None
+    fan.record_login()
     return fan

@@ -4,7 +4,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activities.models import Application
@@ -479,6 +481,19 @@ def test_home_shows_the_latest_applications_and_the_links(client, fan, make_acti
     assert body.count("待审核") == 3
     assert 'href="/activities/"' in body and "查看活动" in body
     assert 'href="/applications/"' in body and "我的申请" in body
+
+
+def test_home_reads_only_what_it_shows(client, fan, make_activity):
+    """Two queries, no ORDER BY on the one-row fan lookup, no applicant's name or phone read."""
+    for number in range(3):
+        apply(client, make_activity(title=f"活动{number}"))
+    with CaptureQueriesContext(connection) as captured:
+        body = page(client.get("/"))
+    assert "活动2" in body and body.count("待审核") == 3
+    fan_sql, applications_sql = (query["sql"] for query in captured)
+    assert "fans_fansprofile" in fan_sql and "ORDER BY" not in fan_sql
+    assert "activities_application" in applications_sql
+    assert '"phone"' not in applications_sql and '"name"' not in applications_sql
 
 
 def test_home_without_applications_still_leads_to_activities(client, fan):

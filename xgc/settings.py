@@ -95,7 +95,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, skipped on redirects (xgc/security.py says why).
+    "xgc.security.CSPMiddleware",
     # Serves /static/ from STATIC_ROOT (after collectstatic), so gunicorn
     # needs no web server for it: http://whitenoise.readthedocs.io/
     "whitenoise.middleware.WhiteNoiseMiddleware",

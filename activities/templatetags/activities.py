@@ -12,8 +12,13 @@ register = template.Library()
 @register.inclusion_tag("activities/fan_applications.html")
 def fan_applications(fan, limit: int = 3) -> dict:
     """Render the fan's latest applications and the links to activities."""
+    # What the list shows, no more: every fan page pays for compiling and
+    # converting each column, and the fan's phone number has no business here.
     applications = (
-        Application.objects.filter(fan=fan).select_related("activity").order_by("-created_at")
+        Application.objects.filter(fan=fan)
+        .select_related("activity")
+        .only("status", "activity__title")
+        .order_by("-created_at")
     )
     return {"applications": list(applications[:limit])}
 
