@@ -25,9 +25,10 @@ install: .venv/.installed
 # Debian packages the tests skip without: Chromium for the browser tests
 # (Playwright cannot download its own here), with fonts so that screenshots
 # show Chinese and emoji; nginx and openssl for the deployment tests, which
-# start nginx themselves on 127.0.0.1. policy-rc.d keeps Debian from starting
-# the nginx service on port 80 while installing it.
-TEST_PACKAGES := chromium fonts-wqy-microhei fonts-noto-color-emoji nginx openssl
+# start nginx themselves on 127.0.0.1; valgrind for counting the instructions
+# of each sign-in request (tests/bench_requests.py). policy-rc.d keeps Debian
+# from starting the nginx service on port 80 while installing it.
+TEST_PACKAGES := chromium fonts-wqy-microhei fonts-noto-color-emoji nginx openssl valgrind
 test-packages:
 	@missing=$$(for package in $(TEST_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -90,11 +91,13 @@ test: install test-packages
 	    || { status=$$?; $(SKIPPED); exit $$status; }
 	@$(SKIPPED)
 
-# README's "Benchmark": the photo pipeline, then the sign-in on SQLite, on
+# README's "Benchmark": the instructions of each sign-in request (valgrind),
+# the photo pipeline, then the sign-in on SQLite, on
 # PostgreSQL (it creates the database xgc_bench next to TEST_POSTGRES_URL's)
 # and Redis, beside a minimal app and beside photo uploads. BENCH_ARGS passes
 # options, e.g. BENCH_ARGS="--no-reference --fans 200".
 bench: install
+	$(PIPENV) run python -m tests.bench_requests --instructions
 	$(PIPENV) run python -m tests.bench_photos
 	$(PIPENV) run python -m tests.bench --database-url $(TEST_POSTGRES_URL) $(BENCH_ARGS)
 
