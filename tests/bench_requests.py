@@ -20,6 +20,7 @@ when it returns.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import logging
 import operator
@@ -167,6 +168,7 @@ def measure_cpu(handler: Callable, count: int, rounds: int) -> dict[str, float]:
     seconds: dict[str, list[float]] = {step: [] for step in STEPS}
     for _ in range(rounds):
         for step, batch in zip(STEPS, round_of(handler, count), strict=True):
+            gc.collect()
             started = time.process_time()
             batch()
             seconds[step].append(time.process_time() - started)
@@ -182,6 +184,9 @@ def run_counted(handler: Callable, count: int) -> None:
     for batch in round_of(handler, count):
         batch()
     for batch in round_of(handler, count):
+        # Each batch starts from a collected heap, so that a collection the
+        # previous one left due is not counted against it.
+        gc.collect()
         operator.call(batch)
 
 
@@ -234,7 +239,7 @@ def report(figures: dict[str, float], unit: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=200, help="requests per step and round")
+    parser.add_argument("--count", type=int, default=100, help="requests per step and round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of CPU time (median)")
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions under valgrind instead"
