@@ -32,6 +32,8 @@ MP_VERIFY = "bench"
 # Keeps the sandbox's keys apart from xgc's on one Redis.
 SANDBOX_CACHE_PREFIX = "sandbox"
 SERVER_TOKEN = "benchServerToken1"  # noqa: S105 (a test value)
+# How long the sandbox keeps an idle connection to an app open.
+IDLE_CONNECTION_SECONDS = 3600
 
 
 @dataclass
@@ -151,6 +153,11 @@ def start_sandbox(
         WECHAT_SANDBOX_OAUTH_DOMAIN=app_netloc,
         WEB_CONCURRENCY=str(workers),
         GUNICORN_THREADS=str(threads),
+        # A benchmark pauses each stack while the others run, for over a
+        # minute on a slow machine; a connection gunicorn closed in the pause
+        # would count against xgc's connection reuse, which is about reuse
+        # under load.
+        GUNICORN_KEEPALIVE=str(IDLE_CONNECTION_SECONDS),
     )
     return gunicorn(name, env, log_dir, port=free_port(), ready_path="/sandbox/ping")
 
