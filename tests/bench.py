@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -48,6 +49,7 @@ import requests
 from xgc.sandbox.process import SANDBOX_APP, free_port
 
 from .bench_fans import Fan, Flow, new_session, run_flows
+from .bench_profile import LAYERS, OUTSIDE, Profile
 from .bench_reference import create_schema
 from .bench_servers import (
     MP_VERIFY,
@@ -80,6 +82,7 @@ DEFAULTS = {
     "threads": 16,
     "reference": True,
     "photos": True,
+    "profile": False,
 }
 # Uploads keep this share of one core busy with photos (issue 12, target 3);
 # applicants are signed up in advance for runs of about this many seconds.
@@ -175,9 +178,10 @@ class Stack:
 
 
 class Bench:
-    def __init__(self, options: argparse.Namespace, stacks: list[Stack]):
+    def __init__(self, options: argparse.Namespace, stacks: list[Stack], work_dir: Path):
         self.options = options
         self.stacks = stacks
+        self.profile = Profile(work_dir) if options.profile else None
         # flows/s of each round's runs, by (stack key, condition)
         self.round_rates: list[dict[tuple[str, str], float]] = []
 
@@ -194,7 +198,8 @@ class Bench:
             # down over a round touches every stack alike.
             shift = number % len(self.stacks)
             for stack in self.stacks[shift:] + self.stacks[:shift]:
-                measured = self.measure_flows(stack, SIGN_IN, self.options.latency_ms)
+                with self.profiling(stack):
+                    measured = self.measure_flows(stack, SIGN_IN, self.options.latency_ms)
                 rates[stack.key, SIGN_IN] = measured.rate
                 if stack.uploads is not None:
                     with stack.uploads.running():
@@ -207,6 +212,12 @@ class Bench:
                     rates[stack.key, FLOOR] = self.measure_floor(stack, zero).rate
                 set_latency(stack, self.options.latency_ms)
             self.round_rates.append(rates)
+
+    def profiling(self, stack: Stack) -> AbstractContextManager:
+        """Sample the app's workers while the block runs, with --profile."""
+        if self.profile is None:
+            return nullcontext()
+        return self.profile.of(stack.key, stack.app.worker_pids())
 
     def measure_flows(self, stack: Stack, condition: str, latency_ms: int) -> Run:
         """Bring the returning fans back, then sign new fans up; return this round's part."""
@@ -321,7 +332,7 @@ def main() -> int:
             stacks = start_stacks(options, postgres_url, Path(work_dir), servers)
             if options.photos:
                 add_uploads(stacks, options, Path(work_dir))
-            bench = Bench(options, stacks)
+            bench = Bench(options, stacks, Path(work_dir))
             bench.run()
             failed = report(bench)
         finally:
@@ -352,6 +363,11 @@ def parse_options() -> argparse.Namespace:
         "--photos",
         action=argparse.BooleanOptionalAction,
         help="also measure xgc's sign-ins while fans upload photos",
+    )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        help="sample each app's workers with py-spy during its sign-ins; print where the CPU goes",
     )
     parser.add_argument("--smoke", action="store_true", help="a small run that CI makes")
     parser.add_argument(
@@ -514,7 +530,7 @@ def report(bench: Bench) -> int:
     say(
         f"servers    each app: gunicorn, workers {options.workers}, threads {options.threads}; "
         f"WeChat: a sandbox per app, in its own gunicorn (workers {options.workers}) "
-        "on PostgreSQL and Redis"
+        "on SQLite and Redis"
     )
     say(
         f"load       {options.rounds} rounds of {options.fans} flows per run "
@@ -570,6 +586,7 @@ def report(bench: Bench) -> int:
             for stack in bench.stacks
         )
     )
+    say_profile(bench)
     say()
     rows = []
     if "sqlite" in stacks and "postgres" in stacks:
@@ -655,6 +672,8 @@ def report(bench: Bench) -> int:
         target("memory", "peak RSS of an xgc worker, MB", round(xgc_rss), "< 150", xgc_rss < 150),
     ]
     table(["target", "measured", "", "wanted", ""], rows, "<<><<")
+    if "sqlite" in stacks and "postgres" in stacks:
+        say_database_bound(stacks["sqlite"].run(SIGN_IN), stacks["postgres"].run(SIGN_IN))
     if "postgres" in stacks and FLOOR in stacks["postgres"].runs:
         say_bound(bench)
     say()
@@ -673,6 +692,52 @@ def report(bench: Bench) -> int:
     )
     say("errors: " + (", ".join(f"{n} x {kind}" for kind, n in errors.items()) or "none"))
     return sum(errors.values())
+
+
+def say_profile(bench: Bench) -> None:
+    """Print, with --profile, where each app's CPU went during its sign-ins."""
+    if bench.profile is None:
+        return
+    stacks = [stack for stack in bench.stacks if stack.key in bench.profile.by_app]
+    say()
+    say(
+        "Where each app's CPU goes in its sign-ins: share of py-spy's samples of the thread "
+        "holding the GIL, by the innermost layer on the stack, and that share of the app's "
+        "CPU ms per flow"
+    )
+    shares = {stack.key: bench.profile.shares(stack.key) for stack in stacks}
+    app_ms = {stack.key: 1000 * per_flow(stack.run(SIGN_IN), "app") for stack in stacks}
+    table(
+        ["layer", *(stack.label for stack in stacks)],
+        [
+            [
+                layer,
+                *(
+                    f"{shares[stack.key][layer]:4.0%} {shares[stack.key][layer] * app_ms[stack.key]:4.1f}"
+                    for stack in stacks
+                ),
+            ]
+            for layer in [*(name for name, _ in LAYERS), OUTSIDE]
+        ]
+        + [["samples", *(str(bench.profile.samples(stack.key)) for stack in stacks)]],
+        "<" + ">" * len(stacks),
+    )
+
+
+def say_database_bound(sqlite: Run, postgres: Run) -> None:
+    """Print the CPU that xgc on each database takes, and what the shared rest allows."""
+    # Everything but the sandbox and the fans: xgc's workers, the database, Redis.
+    own = [
+        per_flow(run, "machine") - per_flow(run, "sandbox") - per_flow(run, "fans")
+        for run in (sqlite, postgres)
+    ]
+    machine = [per_flow(run, "machine") for run in (sqlite, postgres)]
+    say(
+        f"xgc with its database and cache takes {1000 * own[0]:.1f} ms of CPU per flow on SQLite "
+        f"and {1000 * own[1]:.1f} on PostgreSQL ({own[1] / own[0]:.2f} x); with the sandbox's "
+        "and the fans' CPU, the same for both, flows/s SQLite / PostgreSQL comes to about "
+        f"{machine[1] / machine[0]:.2f}."
+    )
 
 
 def say_bound(bench: Bench) -> None:

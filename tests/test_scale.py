@@ -26,6 +26,7 @@ from xgc.sandbox.models import SandboxFan, SandboxMessage
 from xgc.sandbox.process import APPLICATION_RESULT_TEMPLATE_ID, SANDBOX_APP, free_port, wait_until
 
 from .bench_fans import Fan, run_flows
+from .bench_profile import tracing_refused
 from .bench_servers import (
     SANDBOX_CACHE_PREFIX,
     SECRET_KEY,
@@ -181,8 +182,17 @@ def tokens_wechat_issued(redis_url: str) -> set[str]:
 
 
 def test_benchmark_smoke_run(redis_url):
-    """A small benchmark runs end to end: no errors, and the exact WeChat calls."""
-    command = ["--smoke", "--database-url", servers_database_url(), "--redis-url", redis_url]
+    """A small benchmark runs end to end: no errors, the exact WeChat calls, a profile."""
+    if reason := tracing_refused():
+        service_missing("py-spy", reason)
+    command = [
+        "--smoke",
+        "--profile",
+        "--database-url",
+        servers_database_url(),
+        "--redis-url",
+        redis_url,
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "tests.bench", *command],
         cwd=PROJECT,
@@ -194,3 +204,8 @@ def test_benchmark_smoke_run(redis_url):
     assert "errors: none" in result.stdout
     assert re.search(r"minimal calls .* pass", result.stdout)
     assert re.search(r"minimal queries .* pass", result.stdout)
+    # py-spy sampled every app (too few samples in so short a run to say more;
+    # tests/test_bench_profile.py checks what they say)
+    samples = re.search(r"^samples((?: +\d+)+)$", result.stdout, re.MULTILINE)
+    assert samples is not None, result.stdout
+    assert len(samples.group(1).split()) == 4
