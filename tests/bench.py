@@ -49,7 +49,7 @@ import requests
 from xgc.sandbox.process import SANDBOX_APP, free_port
 
 from .bench_fans import Fan, Flow, new_session, run_flows
-from .bench_profile import LAYERS, OUTSIDE, Profile
+from .bench_profile import LAYERS, OUTSIDE, Profile, ProfilerError, py_spy, tracing_refused
 from .bench_reference import create_schema
 from .bench_servers import (
     MP_VERIFY,
@@ -384,6 +384,14 @@ def parse_options() -> argparse.Namespace:
     options = parser.parse_args()
     if options.smoke:
         vars(options).update(SMOKE)
+    if options.profile:
+        # Said now, not after minutes of warm-up.
+        try:
+            py_spy()
+        except ProfilerError as error:
+            parser.error(str(error))
+        if reason := tracing_refused():
+            parser.error(reason)
     return options
 
 

@@ -3,6 +3,9 @@
 import subprocess
 import sys
 
+import pytest
+
+from . import bench
 from .bench_profile import OUTSIDE, Profile, read_samples, tracing_refused
 from .conftest import PROJECT, service_missing
 
@@ -71,3 +74,13 @@ def test_a_process_is_sampled_while_the_block_runs(tmp_path):
     # 100 samples a second over a quarter of a second, give or take
     assert profile.samples("worker") >= 10
     assert profile.shares("worker")["Django: the rest"] > 0.8
+
+
+def test_the_benchmark_refuses_a_profile_it_cannot_take(monkeypatch, capsys):
+    """--profile where py-spy may not trace stops at once, saying why, not after the warm-up."""
+    monkeypatch.setattr(bench, "tracing_refused", lambda: "py-spy may not trace (test)")
+    monkeypatch.setattr(sys, "argv", ["bench", "--profile"])
+    with pytest.raises(SystemExit) as stopped:
+        bench.parse_options()
+    assert stopped.value.code == 2
+    assert "py-spy may not trace (test)" in capsys.readouterr().err
