@@ -735,10 +735,7 @@ def say_profile(bench: Bench) -> None:
 def say_database_bound(sqlite: Run, postgres: Run) -> None:
     """Print the CPU that xgc on each database takes, and what the shared rest allows."""
     # Everything but the sandbox and the fans: xgc's workers, the database, Redis.
-    own = [
-        per_flow(run, "machine") - per_flow(run, "sandbox") - per_flow(run, "fans")
-        for run in (sqlite, postgres)
-    ]
+    own = [per_flow(run, "app") + per_flow(run, "rest") for run in (sqlite, postgres)]
     machine = [per_flow(run, "machine") for run in (sqlite, postgres)]
     say(
         f"xgc with its database and cache takes {1000 * own[0]:.1f} ms of CPU per flow on SQLite "
@@ -771,6 +768,12 @@ def say_bound(bench: Bench) -> None:
 
 
 def per_flow(run: Run, group: str) -> float:
+    """Return the CPU seconds per flow of a group of processes, or of the "rest"."""
+    if group == "rest":
+        # The databases, Redis, the kernel, and whatever else the machine runs.
+        return per_flow(run, "machine") - sum(
+            per_flow(run, other) for other in ("app", "sandbox", "fans")
+        )
     return run.cpu[group] / len(run.flows)
 
 
@@ -843,13 +846,7 @@ def callbacks(run: Run) -> list[float]:
 
 
 def cpu_per_flow(run: Run, group: str) -> str:
-    if group == "rest":
-        # The databases, Redis, the kernel, and whatever else the machine runs.
-        groups = ("machine", "app", "sandbox", "fans")
-        seconds = per_flow(run, "machine") - sum(per_flow(run, other) for other in groups[1:])
-    else:
-        seconds = per_flow(run, group)
-    return f"{1000 * seconds:.1f}"
+    return f"{1000 * per_flow(run, group):.1f}"
 
 
 def calls_per_flow(runs: list[Run]) -> dict[str, dict[str, float]]:

@@ -204,6 +204,10 @@ def test_benchmark_smoke_run(redis_url):
     assert "errors: none" in result.stdout
     assert re.search(r"minimal calls .* pass", result.stdout)
     assert re.search(r"minimal queries .* pass", result.stdout)
+    # the arithmetic under the targets: each database stack's own CPU per flow
+    assert re.search(
+        r"takes [\d.]+ ms of CPU per flow on SQLite and [\d.]+ on PostgreSQL", result.stdout
+    )
     # py-spy sampled every app (too few samples in so short a run to say more;
     # tests/test_bench_profile.py checks what they say)
     samples = re.search(r"^samples((?: +\d+)+)$", result.stdout, re.MULTILINE)
